@@ -1,0 +1,279 @@
+// Package dockerd starts and stops isolated Docker engines, one per simulated node, on one
+// machine: each with its own data-root, exec-root, socket, pidfile and containerd, with
+// experimental features on (checkpoint/restore), no bridge and no iptables rules. Tests, the
+// demo and `godwit dev` use it. It always cleans up what it started.
+//
+// It never touches a system-wide dockerd: every path it uses lives under the engine's own
+// directories.
+package dockerd
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+)
+
+// Config describes one engine to start.
+type Config struct {
+	// Name identifies the node ("n1"); it names the engine's directories and its containerd
+	// namespace and cgroup parent, so two engines on one host never share state.
+	Name string
+	// Dir holds the data-root and log. Default: a new directory under os.TempDir().
+	Dir string
+	// RunDir holds the exec-root and the socket. Unix socket paths are limited to 108 bytes,
+	// so this must be short. Default: /run/godwit.
+	RunDir string
+	// Dockerd is the dockerd binary. Default: "dockerd" from PATH.
+	Dockerd string
+	// PathPrepend is put first on the daemon's PATH, so runc finds the right criu.
+	// Default: /opt/godwit/bin (where scripts/install-criu.sh puts CRIU).
+	PathPrepend string
+	// ReadyTimeout bounds the wait for the daemon to answer /_ping. Default 60s.
+	ReadyTimeout time.Duration
+}
+
+// Engine is one running dockerd.
+type Engine struct {
+	Name     string
+	Host     string // "unix:///run/godwit/n1-xxxx/docker.sock"
+	DataRoot string
+	ExecRoot string
+	Dir      string
+	LogPath  string
+
+	ownDir bool
+	runDir string
+	cmd    *exec.Cmd
+	done   chan error
+}
+
+// ErrNoDockerd is returned by Start when no dockerd binary is installed.
+var ErrNoDockerd = errors.New("dockerd: dockerd binary not found (make deps installs docker.io)")
+
+// Start launches a dockerd and waits until it answers.
+func Start(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("dockerd: Config.Name is required")
+	}
+	if cfg.Dockerd == "" {
+		cfg.Dockerd = "dockerd"
+	}
+	bin, err := exec.LookPath(cfg.Dockerd)
+	if err != nil {
+		return nil, ErrNoDockerd
+	}
+	if cfg.RunDir == "" {
+		cfg.RunDir = "/run/godwit"
+	}
+	if cfg.PathPrepend == "" {
+		cfg.PathPrepend = "/opt/godwit/bin"
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 60 * time.Second
+	}
+	e := &Engine{Name: cfg.Name, done: make(chan error, 1)}
+	if cfg.Dir == "" {
+		d, err := os.MkdirTemp("", "godwit-engine-"+cfg.Name+"-")
+		if err != nil {
+			return nil, fmt.Errorf("dockerd: %w", err)
+		}
+		cfg.Dir, e.ownDir = d, true
+	}
+	e.Dir = cfg.Dir
+	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
+		return nil, fmt.Errorf("dockerd: %w", err)
+	}
+	run, err := os.MkdirTemp(cfg.RunDir, cfg.Name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("dockerd: %w", err)
+	}
+	e.runDir = run
+	e.DataRoot = filepath.Join(cfg.Dir, "data")
+	e.ExecRoot = filepath.Join(run, "x")
+	sock := filepath.Join(run, "docker.sock")
+	e.Host = "unix://" + sock
+	e.LogPath = filepath.Join(cfg.Dir, "dockerd.log")
+
+	conf := filepath.Join(cfg.Dir, "daemon.json")
+	b, _ := json.Marshal(map[string]any{"experimental": true})
+	if err := os.WriteFile(conf, b, 0o644); err != nil {
+		e.cleanupDirs()
+		return nil, fmt.Errorf("dockerd: %w", err)
+	}
+	logf, err := os.Create(e.LogPath)
+	if err != nil {
+		e.cleanupDirs()
+		return nil, fmt.Errorf("dockerd: %w", err)
+	}
+	args := []string{
+		"--config-file", conf,
+		"--data-root", e.DataRoot,
+		"--exec-root", e.ExecRoot,
+		"--pidfile", filepath.Join(run, "docker.pid"),
+		"-H", e.Host,
+		"--bridge", "none",
+		"--iptables=false",
+		"--ip-masq=false",
+		// Own namespaces and cgroup parent: engines on one host never see each other's
+		// containers, and each node's load can be read from its own cgroup subtree.
+		"--containerd-namespace", "godwit-" + cfg.Name,
+		"--containerd-plugins-namespace", "godwit-" + cfg.Name + "-plugins",
+		"--cgroup-parent", "/godwit-" + cfg.Name,
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "PATH="+cfg.PathPrepend+":"+os.Getenv("PATH"))
+	// Own process group: a test's Ctrl-C does not kill the daemon before cleanup runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		e.cleanupDirs()
+		return nil, fmt.Errorf("dockerd: start %s: %w", bin, err)
+	}
+	e.cmd = cmd
+	go func() { e.done <- cmd.Wait(); logf.Close() }()
+
+	if err := e.waitReady(ctx, cfg.ReadyTimeout); err != nil {
+		_ = e.Stop(context.Background())
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Engine) waitReady(ctx context.Context, timeout time.Duration) error {
+	cli, err := e.Client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := cli.Ping(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case werr := <-e.done:
+			e.done <- werr
+			return fmt.Errorf("dockerd %s exited during start-up (%v); last log lines:\n%s", e.Name, werr, e.tailLog(15))
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("dockerd %s not ready after %s: %v; last log lines:\n%s", e.Name, timeout, err, e.tailLog(15))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Client returns a new Docker API client for this engine, with API version negotiation (the
+// engine is Docker 20.10, API 1.41).
+func (e *Engine) Client() (*client.Client, error) {
+	return client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
+}
+
+// RuncRoot is the runc state directory of this engine's containers.
+func (e *Engine) RuncRoot() string {
+	return filepath.Join(e.ExecRoot, "runtime-runc", "godwit-"+e.Name)
+}
+
+// Stop removes all containers, stops the daemon (SIGTERM, then SIGKILL after 20 s), unmounts
+// anything left under its directories and removes them. Safe to call twice.
+func (e *Engine) Stop(ctx context.Context) error {
+	if e.cmd == nil {
+		return nil
+	}
+	if cli, err := e.Client(); err == nil {
+		removeAllContainers(ctx, cli)
+		cli.Close()
+	}
+	_ = syscall.Kill(e.cmd.Process.Pid, syscall.SIGTERM)
+	pid := e.cmd.Process.Pid
+	var err error
+	select {
+	case err = <-e.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		err = <-e.done
+	}
+	e.cmd = nil
+	// Whatever is left of the daemon's process group (its containerd) goes too.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	e.cleanupDirs()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return fmt.Errorf("dockerd %s: %w", e.Name, err)
+	}
+	return nil
+}
+
+func (e *Engine) cleanupDirs() {
+	for _, d := range []string{e.runDir, e.Dir} {
+		if d == "" {
+			continue
+		}
+		unmountUnder(d)
+	}
+	if e.runDir != "" {
+		os.RemoveAll(e.runDir)
+	}
+	if e.ownDir && e.Dir != "" {
+		os.RemoveAll(e.Dir)
+	}
+}
+
+// unmountUnder lazily unmounts every mount point below dir, deepest first.
+func unmountUnder(dir string) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var points []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			points = append(points, fields[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(points[i], syscall.MNT_DETACH)
+	}
+}
+
+func (e *Engine) tailLog(n int) string {
+	b, err := os.ReadFile(e.LogPath)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func removeAllContainers(ctx context.Context, cli *client.Client) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return
+	}
+	for _, c := range list {
+		_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	}
+}

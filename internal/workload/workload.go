@@ -1,0 +1,197 @@
+// Package workload builds godwit's state-checking test workload (cmd memhog) into a local
+// Docker image (FROM scratch, no registry) and probes a running instance through the
+// container's own network namespace, as ENVIRONMENT.md requires (--network none containers,
+// no bridge).
+package workload
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
+	"golang.org/x/sys/unix"
+)
+
+// Image is the tag the workload image is built under.
+const Image = "godwit/memhog:test"
+
+// Port is the TCP port memhog answers on inside its container.
+const Port = 7070
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Binary compiles memhog as a static binary once per process and returns its path.
+func Binary() (string, error) {
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "godwit-memhog-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "memhog")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/godwit-io/godwit/internal/workload/memhog")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("workload: building memhog: %v\n%s", err, out)
+		}
+	})
+	return binPath, binErr
+}
+
+// BuildImage builds the workload image into the engine behind cli (idempotent).
+func BuildImage(ctx context.Context, cli client.APIClient) error {
+	bin, err := Binary()
+	if err != nil {
+		return err
+	}
+	exe, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	dockerfile := "FROM scratch\nCOPY memhog /memhog\nENV GODEBUG=multipathtcp=0\nENTRYPOINT [\"/memhog\"]\n"
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"memhog", 0o755, exe}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{Image}, Remove: true, ForceRemove: true})
+	if err != nil {
+		return fmt.Errorf("workload: image build: %w", err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if bytes.Contains(out, []byte(`"error"`)) {
+		return fmt.Errorf("workload: image build failed: %s", out)
+	}
+	return nil
+}
+
+// Cmd is the container command for a workload of mib MiB.
+func Cmd(mib int) []string {
+	return []string{"-mib", strconv.Itoa(mib), "-addr", fmt.Sprintf("127.0.0.1:%d", Port)}
+}
+
+// State is one answer of the workload.
+type State struct {
+	Ticks uint64
+	Seed  uint64
+	MiB   int
+	CRC   string
+}
+
+func (s State) String() string {
+	return fmt.Sprintf("ticks=%d seed=%d mib=%d crc=%s", s.Ticks, s.Seed, s.MiB, s.CRC)
+}
+
+// Probe asks the workload in the network namespace of process pid for its state. The
+// connection is made from inside that namespace, through its loopback.
+func Probe(ctx context.Context, pid int, port int) (State, error) {
+	var line string
+	err := inNetns(pid, func() error {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		line, err = bufio.NewReader(c).ReadString('\n')
+		return err
+	})
+	if err != nil {
+		return State{}, fmt.Errorf("workload: probe pid %d: %w", pid, err)
+	}
+	return ParseState(line)
+}
+
+// ParseState parses one answer line.
+func ParseState(line string) (State, error) {
+	var s State
+	for _, f := range strings.Fields(line) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		var err error
+		switch k {
+		case "ticks":
+			s.Ticks, err = strconv.ParseUint(v, 10, 64)
+		case "seed":
+			s.Seed, err = strconv.ParseUint(v, 10, 64)
+		case "mib":
+			s.MiB, err = strconv.Atoi(v)
+		case "crc":
+			s.CRC = v
+		}
+		if err != nil {
+			return State{}, fmt.Errorf("workload: bad answer %q: %w", line, err)
+		}
+	}
+	if s.CRC == "" {
+		return State{}, fmt.Errorf("workload: bad answer %q", line)
+	}
+	return s, nil
+}
+
+// inNetns runs fn on an OS thread switched into pid's network namespace. The thread is
+// switched back afterwards, or, if that fails, never reused.
+func inNetns(pid int, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return // thread stays locked and is discarded
+		}
+		defer unix.Close(orig)
+		target, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(target)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			errc <- ferr
+			return // leave the thread locked: the runtime discards it
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
