@@ -1,0 +1,108 @@
+package policy
+
+import "time"
+
+// Defaults, each with its reason. applyDefaults fills only zero values.
+const (
+	// Recommend-only until an operator opts into acting: a new policy explains first.
+	defaultMode = ModeRecommend
+	// 30 s: gossip converges in a few seconds on an edge cluster, and a migration of a
+	// 1 GiB container takes a few seconds, so faster evaluations would act on stale load.
+	defaultInterval = 30 * time.Second
+	// Overload at 85%: enough room left for bursts while a migration is prepared.
+	defaultOverloadThreshold = 0.85
+	// 5 s of downtime breaks few TCP sessions and most HTTP clients retry through it.
+	defaultMaxDowntime = 5 * time.Second
+	// One migration per node at a time: checkpoints compete for disk and uplink.
+	defaultMaxConcurrentPerNode = 1
+	// Two cluster-wide keeps the blast radius of a bad policy small.
+	defaultMaxConcurrent = 2
+	// Four decisions per evaluation: loads are re-measured before the next batch.
+	defaultMaxMovesPerEvaluation = 4
+	// 10 min per container: let load settle and the cost be paid back.
+	defaultCooldown = 10 * time.Minute
+	// 1 h without going back where it came from: the guard against ping-pong.
+	defaultPingPongWindow = time.Hour
+	// 0.05 in score units is moving 5% of a node's capacity between a full and an empty
+	// node; smaller moves are noise.
+	defaultMinImprovement = 0.05
+	// 0.01 per second of downtime: a 5 s freeze must buy at least 0.05 of gain.
+	defaultDowntimeCost = 0.01
+	// 10% free on the target after the move, against the next spike.
+	defaultHeadroom = 0.10
+	// Three candidates per explanation is enough to see why the best one won.
+	defaultExplainCandidates = 3
+)
+
+func applyDefaults(p *Policy) {
+	if p.Mode == "" {
+		p.Mode = defaultMode
+	}
+	if p.Interval == 0 {
+		p.Interval = defaultInterval
+	}
+	o := &p.Objectives
+	if *o == (Objectives{}) {
+		// Nothing said: relieve overload and evacuate drained nodes, the two goals every
+		// operator wants.
+		o.RelieveOverload = 1
+		o.EvacuateDrained = 1
+	}
+	if o.OverloadThreshold == 0 {
+		o.OverloadThreshold = defaultOverloadThreshold
+	}
+	c := &p.Constraints
+	if c.MaxDowntime == 0 {
+		c.MaxDowntime = defaultMaxDowntime
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = defaultMaxConcurrent
+	}
+	if c.MaxConcurrentPerNode == 0 {
+		c.MaxConcurrentPerNode = defaultMaxConcurrentPerNode
+	}
+	if c.MaxMovesPerEvaluation == 0 {
+		c.MaxMovesPerEvaluation = defaultMaxMovesPerEvaluation
+	}
+	if c.Cooldown == 0 {
+		c.Cooldown = defaultCooldown
+	}
+	if c.PingPongWindow == 0 {
+		c.PingPongWindow = defaultPingPongWindow
+	}
+	if c.MinImprovement == 0 {
+		c.MinImprovement = defaultMinImprovement
+	}
+	if c.DowntimeCost == 0 {
+		c.DowntimeCost = defaultDowntimeCost
+	}
+	if c.HeadroomCPU == 0 {
+		c.HeadroomCPU = defaultHeadroom
+	}
+	if c.HeadroomMemory == 0 {
+		c.HeadroomMemory = defaultHeadroom
+	}
+	if p.ExplainCandidates == 0 {
+		p.ExplainCandidates = defaultExplainCandidates
+	}
+	if p.Windows.Location == nil {
+		p.Windows.Location = time.UTC
+	}
+	for i := range p.Triggers {
+		if p.Triggers[i].Scope == "" {
+			p.Triggers[i].Scope = ScopeNode
+		}
+	}
+	for i := range p.Placement {
+		for j := range p.Placement[i].Affinity {
+			if p.Placement[i].Affinity[j].Topology == "" {
+				p.Placement[i].Affinity[j].Topology = TopologyNode
+			}
+		}
+		for j := range p.Placement[i].AntiAffinity {
+			if p.Placement[i].AntiAffinity[j].Topology == "" {
+				p.Placement[i].AntiAffinity[j].Topology = TopologyNode
+			}
+		}
+	}
+}

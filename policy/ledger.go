@@ -1,0 +1,77 @@
+package policy
+
+import "time"
+
+// Ledger is what the engine needs to know about the past: the migrations (in flight and
+// recent) and the trigger conditions carried over from the previous evaluation. The
+// scheduler keeps it in raft; the simulator keeps it in memory.
+type Ledger struct {
+	// Migrations are the known migrations, in any order. Records older than the longest
+	// of the policy's cooldown and anti-ping-pong windows may be dropped by the caller.
+	Migrations []MigrationRecord `json:"migrations,omitempty"`
+	// Conditions is Plan.Conditions of the previous evaluation, passed back unchanged.
+	// It is how the engine, which keeps no state, knows for how long a trigger's
+	// condition has held (its `for` duration) and whether it is still active until its
+	// return-to-normal threshold is reached (hysteresis). Empty means "no history":
+	// every condition starts now.
+	Conditions []ConditionState `json:"conditions,omitempty"`
+}
+
+// MigrationState is the phase a migration is in.
+type MigrationState string
+
+// Migration states. Completed, Failed and RolledBack are terminal; every other state is
+// in flight and counts toward concurrency limits.
+const (
+	StatePlanned       MigrationState = "planned"
+	StateCheckpointing MigrationState = "checkpointing"
+	StateTransferring  MigrationState = "transferring"
+	StateRestoring     MigrationState = "restoring"
+	StateCompleted     MigrationState = "completed"
+	StateFailed        MigrationState = "failed"
+	StateRolledBack    MigrationState = "rolled-back"
+)
+
+// Terminal reports whether s is a final state.
+func (s MigrationState) Terminal() bool {
+	return s == StateCompleted || s == StateFailed || s == StateRolledBack
+}
+
+// MigrationRecord is one migration of one container, in flight or finished.
+type MigrationRecord struct {
+	// ID identifies the migration; phases are idempotent per ID.
+	ID string `json:"id"`
+	// Container is the container's ID.
+	Container string `json:"container"`
+	// From and To are node IDs.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Start is when the migration was planned; End when it reached a terminal state
+	// (zero while in flight).
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end,omitzero"`
+	// State is the current phase.
+	State MigrationState `json:"state"`
+	// Downtime is the measured downtime (zero while unknown).
+	Downtime time.Duration `json:"downtime,omitempty"`
+	// MemoryBytes is the container's memory when it was checkpointed, for refitting the
+	// cost model.
+	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+}
+
+// ConditionState is the hysteresis state of one trigger for one subject (a node ID for
+// node triggers, a container ID for container triggers).
+type ConditionState struct {
+	// Trigger is the trigger's name in the policy.
+	Trigger string `json:"trigger"`
+	// Subject is the node or container ID the condition is about.
+	Subject string `json:"subject"`
+	// Since is when the trigger's `when` expression started to hold without a break
+	// (zero when it does not hold now).
+	Since time.Time `json:"since,omitzero"`
+	// Active is true once `when` has held for the trigger's `for` duration, and stays
+	// true until the `until` expression (return to normal) holds.
+	Active bool `json:"active,omitempty"`
+	// ActiveSince is when the condition became active.
+	ActiveSince time.Time `json:"activeSince,omitzero"`
+}

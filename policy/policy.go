@@ -1,0 +1,223 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Mode is what the scheduler does with the engine's decisions.
+type Mode string
+
+// Modes.
+const (
+	// ModeOff: the engine decides nothing.
+	ModeOff Mode = "off"
+	// ModeRecommend: decide and explain, never act.
+	ModeRecommend Mode = "recommend"
+	// ModeAuto: the scheduler carries the decisions out.
+	ModeAuto Mode = "auto"
+)
+
+// Policy is the internal, validated and defaulted form of a policy file: what Parse
+// returns and what Evaluate reads. Build one with Parse, or start from DefaultPolicy and
+// call Compile after changing triggers. Evaluate only reads a Policy, so one may be shared
+// by concurrent evaluations.
+type Policy struct {
+	// Name is metadata.name.
+	Name string
+	// Mode is off, recommend or auto.
+	Mode Mode
+	// Interval is how often the leader evaluates.
+	Interval time.Duration
+	// Selector narrows which containers carrying godwit.io/managed=true are managed.
+	Selector Selector
+	// Triggers make containers candidates for a move. When there are none, every managed
+	// container is a candidate at every evaluation.
+	Triggers []Trigger
+	// Objectives are the weighted goals a move is scored against.
+	Objectives Objectives
+	// Constraints are hard limits on moves.
+	Constraints Constraints
+	// Placement are rules on where containers may and would like to run.
+	Placement []PlacementRule
+	// Windows limit when moves may start.
+	Windows Windows
+	// ExplainCandidates is how many candidate targets each explanation lists.
+	ExplainCandidates int
+}
+
+// Scope is what a trigger is evaluated for.
+type Scope string
+
+// Scopes.
+const (
+	// ScopeNode triggers are evaluated per node; when active, the node's managed
+	// containers are candidates.
+	ScopeNode Scope = "node"
+	// ScopeContainer triggers are evaluated per managed container.
+	ScopeContainer Scope = "container"
+)
+
+// Trigger is a condition that, once it has held for For, makes containers candidates for a
+// move, until Until (the return-to-normal condition) holds.
+type Trigger struct {
+	Name  string
+	Scope Scope
+	// When is the firing expression (expr-lang), e.g. "node.cpu > 0.85".
+	When string
+	// Until is the return-to-normal expression; empty means "not When" (no hysteresis
+	// beyond For).
+	Until string
+	// For is how long When must hold before the trigger fires.
+	For time.Duration
+
+	when, until *vm.Program // compiled by Compile
+}
+
+// Objective names one goal.
+type Objective string
+
+// Objectives.
+const (
+	ObjectiveRelieveOverload Objective = "relieveOverload"
+	ObjectiveBalanceLoad     Objective = "balanceLoad"
+	ObjectiveFollowUsers     Objective = "followUsers"
+	ObjectiveEvacuateDrained Objective = "evacuateDrained"
+	ObjectiveConsolidate     Objective = "consolidate"
+	ObjectivePlacement       Objective = "placement" // preferred placement rules
+)
+
+// Objectives are the weights of each goal; a zero weight switches the goal off.
+type Objectives struct {
+	// RelieveOverload moves load off nodes whose CPU or memory utilization is above
+	// OverloadThreshold.
+	RelieveOverload   float64
+	OverloadThreshold float64
+	// BalanceLoad evens utilization out (reduces the sum of squared utilizations).
+	BalanceLoad float64
+	// FollowUsers moves containers closer to their users (lower weighted RTT).
+	FollowUsers float64
+	// EvacuateDrained moves containers off drained nodes.
+	EvacuateDrained float64
+	// Consolidate packs containers onto fewer nodes (the opposite of BalanceLoad).
+	Consolidate float64
+}
+
+// Constraints are hard limits: a move that breaks one is never made.
+type Constraints struct {
+	// MaxDowntime caps a move's predicted downtime (0: no cap). Containers may tighten it
+	// with godwit.io/max-downtime.
+	MaxDowntime time.Duration
+	// MaxMemoryBytes is the largest container (memory in use) migrated live (0: no cap).
+	MaxMemoryBytes int64
+	// MaxConcurrent caps migrations in flight in the cluster, counting the ledger's.
+	MaxConcurrent int
+	// MaxConcurrentPerNode caps migrations in flight touching one node (as source or
+	// target).
+	MaxConcurrentPerNode int
+	// MaxMovesPerEvaluation caps the decisions of one evaluation.
+	MaxMovesPerEvaluation int
+	// Cooldown is the minimum time between two migrations of one container.
+	Cooldown time.Duration
+	// PingPongWindow forbids moving a container back to a node it left within this window.
+	PingPongWindow time.Duration
+	// MinImprovement is the least net score (gain minus downtime cost) worth a move.
+	MinImprovement float64
+	// DowntimeCost is the score a second of predicted downtime costs.
+	DowntimeCost float64
+	// HeadroomCPU and HeadroomMemory are the shares of a target's capacity that must stay
+	// free after a move (0.1 = the target ends at most 90% full).
+	HeadroomCPU    float64
+	HeadroomMemory float64
+}
+
+// Selector matches labels: every MatchLabels pair and every requirement must hold. The
+// empty selector matches everything.
+type Selector struct {
+	MatchLabels      map[string]string
+	MatchExpressions []Requirement
+}
+
+// Operator of a label requirement.
+type Operator string
+
+// Operators.
+const (
+	OpIn           Operator = "In"
+	OpNotIn        Operator = "NotIn"
+	OpExists       Operator = "Exists"
+	OpDoesNotExist Operator = "DoesNotExist"
+)
+
+// Requirement is one label requirement.
+type Requirement struct {
+	Key      string
+	Operator Operator
+	Values   []string
+}
+
+// PlacementRule constrains where the containers it selects may run.
+type PlacementRule struct {
+	// Containers selects the containers the rule applies to.
+	Containers Selector
+	// RequireNodes is a hard node selector: targets must match it.
+	RequireNodes *Selector
+	// PreferNodes are soft node preferences.
+	PreferNodes []NodePreference
+	// Affinity and AntiAffinity relate the container to other containers.
+	Affinity     []AffinityTerm
+	AntiAffinity []AffinityTerm
+}
+
+// NodePreference adds Weight to a target matching Nodes.
+type NodePreference struct {
+	Nodes  Selector
+	Weight float64
+}
+
+// AffinityTerm relates a container to the containers matching Containers within a
+// topology scope (the same node or the same site). Required terms are hard constraints;
+// the others add (affinity) or subtract (anti-affinity) Weight.
+type AffinityTerm struct {
+	Containers Selector
+	Topology   Topology
+	Required   bool
+	Weight     float64
+}
+
+// Topology is the scope of an affinity term.
+type Topology string
+
+// Topologies.
+const (
+	TopologyNode Topology = "node"
+	TopologySite Topology = "site"
+)
+
+// Windows say when moves may start. With no Allow windows any time is allowed; a time
+// inside any Forbid window is never allowed.
+type Windows struct {
+	// Location is the time zone the windows are written in.
+	Location *time.Location
+	Allow    []Window
+	Forbid   []Window
+}
+
+// Window is a daily time range on some weekdays. End before Start wraps past midnight
+// (22:00-06:00); the day is the day the window starts.
+type Window struct {
+	// Days the window starts on; empty means every day.
+	Days []time.Weekday
+	// Start and End are offsets from midnight.
+	Start, End time.Duration
+}
+
+// DefaultPolicy returns the policy an empty file gives: recommend-only, a 30 s interval,
+// relieve overload and evacuate drained nodes, and conservative constraints. See
+// defaults.go for the reason behind each value.
+func DefaultPolicy() Policy {
+	var p Policy
+	applyDefaults(&p)
+	return p
+}
