@@ -47,15 +47,16 @@ type CostModel struct {
 // DefaultCostModel returns honest starting coefficients, measured for CRIU on our edge
 // machines: a 1 GiB container checkpoints in 0.5-1.1 s, so checkpoint ≈ 0.2 s + 1.0 s/GiB;
 // restore is similar (0.2 s + 0.9 s/GiB, restore reads back what dump wrote); the image is
-// about the memory in use (plus ~10 MiB of metadata). 100 Mbit/s (12.5 MB/s) is a
-// conservative edge uplink, 20 ms a typical metro RTT. Plain `docker checkpoint` is far
+// about the memory in use (plus ~10 MiB of metadata). 1 Gbit/s (125 MB/s) is the LAN
+// between the nodes of one site (set site links for slower uplinks), 20 ms a typical
+// metro RTT. Plain `docker checkpoint` is far
 // slower (≈15 s/GiB) and is not the path godwit takes.
 func DefaultCostModel() CostModel {
 	return CostModel{
 		Checkpoint:                  Linear{Intercept: 0.2, Slope: 1.0},
 		Restore:                     Linear{Intercept: 0.2, Slope: 0.9},
 		Image:                       Linear{Intercept: 0.01, Slope: 1.0},
-		DefaultBandwidthBytesPerSec: 12.5e6,
+		DefaultBandwidthBytesPerSec: 125e6,
 		DefaultRTT:                  20 * time.Millisecond,
 		Overhead:                    time.Second,
 	}

@@ -11,8 +11,9 @@ const (
 	defaultInterval = 30 * time.Second
 	// Overload at 85%: enough room left for bursts while a migration is prepared.
 	defaultOverloadThreshold = 0.85
-	// 5 s of downtime breaks few TCP sessions and most HTTP clients retry through it.
-	defaultMaxDowntime = 5 * time.Second
+	// 10 s of downtime: TCP sessions survive it (retransmission) and most clients retry
+	// through it; it is what moving a 1 GiB container over 1 Gbit/s costs.
+	defaultMaxDowntime = 10 * time.Second
 	// One migration per node at a time: checkpoints compete for disk and uplink.
 	defaultMaxConcurrentPerNode = 1
 	// Two cluster-wide keeps the blast radius of a bad policy small.

@@ -1,0 +1,123 @@
+package policy
+
+// term is one affinity or anti-affinity term of a placement rule, with the number of
+// containers matching its selector on each node and in each site.
+type term struct {
+	AffinityTerm
+	anti    bool
+	perNode []int
+	perSite []int
+}
+
+// indexPlacement flattens the placement rules' affinity terms and counts the containers
+// each term's selector matches, per node and per site. Every container counts, managed
+// or not.
+func (e *evaluation) indexPlacement() {
+	ruleTerms := make([][2][]int, len(e.p.Placement)) // per rule: affinity, anti-affinity term indices
+	for ri := range e.p.Placement {
+		r := &e.p.Placement[ri]
+		for k, list := range [2][]AffinityTerm{r.Affinity, r.AntiAffinity} {
+			for _, a := range list {
+				ruleTerms[ri][k] = append(ruleTerms[ri][k], len(e.terms))
+				e.terms = append(e.terms, term{AffinityTerm: a, anti: k == 1,
+					perNode: make([]int, len(e.nodes)), perSite: make([]int, len(e.sites))})
+			}
+		}
+	}
+	e.ruleTerms = ruleTerms
+	if len(e.terms) == 0 {
+		return
+	}
+	for _, c := range e.containers {
+		ni, ok := e.nodeIdx[c.Node]
+		if !ok {
+			continue
+		}
+		for ti := range e.terms {
+			t := &e.terms[ti]
+			if t.Containers.Matches(c.Labels) {
+				t.perNode[ni]++
+				t.perSite[e.nodes[ni].site]++
+			}
+		}
+	}
+}
+
+// others is how many containers other than c match term t in n's node or site.
+func (e *evaluation) others(t *term, c *Container, src, n int) int {
+	self := 0
+	if t.Containers.Matches(c.Labels) {
+		if t.Topology == TopologySite {
+			if e.nodes[src].site == e.nodes[n].site {
+				self = 1
+			}
+		} else if src == n {
+			self = 1
+		}
+	}
+	if t.Topology == TopologySite {
+		return t.perSite[e.nodes[n].site] - self
+	}
+	return t.perNode[n] - self
+}
+
+// requiredAffinity checks the required terms of the container's rules on target t.
+func (e *evaluation) requiredAffinity(it *item, t int) Reason {
+	for _, ri := range it.rules {
+		for k, terms := range e.ruleTerms[ri] {
+			for _, ti := range terms {
+				tm := &e.terms[ti]
+				if !tm.Required {
+					continue
+				}
+				n := e.others(tm, it.c, it.src, t)
+				if k == 0 && n == 0 {
+					return ReasonAffinity
+				}
+				if k == 1 && n > 0 {
+					return ReasonAntiAffinity
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// preference is the soft placement score of the container on node n: preferred node
+// labels and preferred (anti-)affinity terms.
+func (e *evaluation) preference(it *item, n int) float64 {
+	var score float64
+	labels := e.nodes[n].node.Labels
+	for _, ri := range it.rules {
+		r := &e.p.Placement[ri]
+		for _, pn := range r.PreferNodes {
+			if pn.Nodes.Matches(labels) {
+				score += pn.Weight
+			}
+		}
+		for _, ti := range e.ruleTerms[ri][0] {
+			if tm := &e.terms[ti]; !tm.Required && e.others(tm, it.c, it.src, n) > 0 {
+				score += tm.Weight
+			}
+		}
+		for _, ti := range e.ruleTerms[ri][1] {
+			if tm := &e.terms[ti]; !tm.Required && e.others(tm, it.c, it.src, n) > 0 {
+				score -= tm.Weight
+			}
+		}
+	}
+	return score
+}
+
+// moveTerms updates the term counts after c moves from node a to node b.
+func (e *evaluation) moveTerms(c *Container, a, b int) {
+	for ti := range e.terms {
+		t := &e.terms[ti]
+		if t.Containers.Matches(c.Labels) {
+			t.perNode[a]--
+			t.perNode[b]++
+			t.perSite[e.nodes[a].site]--
+			t.perSite[e.nodes[b].site]++
+		}
+	}
+}

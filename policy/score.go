@@ -1,0 +1,185 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Objective slots in a gains vector.
+const (
+	objRelieve = iota
+	objBalance
+	objFollow
+	objEvacuate
+	objConsolidate
+	objPlacement
+	numObjectives
+)
+
+var objectiveNames = [numObjectives]Objective{
+	ObjectiveRelieveOverload, ObjectiveBalanceLoad, ObjectiveFollowUsers,
+	ObjectiveEvacuateDrained, ObjectiveConsolidate, ObjectivePlacement,
+}
+
+// score evaluates moving the container to node t: the hard filters in order, cheapest
+// first, then the gain and the cost. A rejected candidate still carries its score, so
+// that explanations can show what the best target would have given.
+func (e *evaluation) score(it *item, t int) Candidate {
+	n := &e.nodes[t]
+	cand := Candidate{Node: n.node.ID}
+	path := e.path(it.src, t)
+	bw, rtt := path.bandwidth, path.rtt
+	cand.Cost = e.model.Predict(it.c.MemoryBytes, bw, rtt)
+	g := e.gains(it, t)
+	for _, v := range g {
+		cand.Gain += v
+	}
+	cand.Score = cand.Gain - e.p.Constraints.DowntimeCost*cand.Cost.Downtime.Seconds()
+	cand.Rejected = e.reject(it, t, &cand)
+	return cand
+}
+
+// reject applies the hard filters to a move of it to t, in order; "" means it passes.
+func (e *evaluation) reject(it *item, t int, cand *Candidate) Reason {
+	n := &e.nodes[t]
+	c := &e.p.Constraints
+	switch {
+	case t == it.src:
+		return ReasonSameNode
+	case n.node.Unavailable:
+		return ReasonTargetDown
+	case n.node.Drained:
+		return ReasonTargetDrained
+	case it.pin >= 0 && t != it.pin:
+		return ReasonNodeSelector
+	}
+	for _, ri := range it.rules {
+		if r := e.p.Placement[ri].RequireNodes; r != nil && !r.Matches(n.node.Labels) {
+			return ReasonNodeSelector
+		}
+	}
+	if h := e.hist[it.c.ID]; h != nil && c.PingPongWindow > 0 {
+		for _, d := range h.left {
+			if d.node == t && e.now.Sub(d.at) < c.PingPongWindow {
+				return ReasonPingPong
+			}
+		}
+	}
+	if !e.fits(it.c, n) {
+		return ReasonHeadroom
+	}
+	if r := e.requiredAffinity(it, t); r != "" {
+		return r
+	}
+	if it.maxDowntime > 0 && cand.Cost.Downtime > it.maxDowntime {
+		return ReasonDowntime
+	}
+	if cand.Score < c.MinImprovement || cand.Score <= 0 {
+		return ReasonGainTooSmall
+	}
+	if c.MaxConcurrentPerNode > 0 && n.inflight >= c.MaxConcurrentPerNode {
+		return ReasonNodeConcurrent
+	}
+	return ""
+}
+
+// fits reports whether n keeps its headroom with c on it.
+func (e *evaluation) fits(c *Container, n *nodeState) bool {
+	k := &e.p.Constraints
+	if !n.usable {
+		return false
+	}
+	return util(n.cpu+c.CPU, n.cpuCap) <= 1-k.HeadroomCPU &&
+		util(n.mem+float64(c.MemoryBytes), n.memCap) <= 1-k.HeadroomMemory
+}
+
+// gains returns each objective's weighted gain of moving it to t.
+//
+//   - relieveOverload: the utilization above the threshold removed from the source,
+//     minus what the move adds above it on the target, summed over CPU and memory;
+//   - balanceLoad: the drop in the sum of squared utilizations of source and target,
+//     averaged over CPU and memory. It is positive only when the source is busier than
+//     the target by more than the container's share, so a move never makes the reverse
+//     move attractive: the objective itself does not ping-pong;
+//   - followUsers: the relative drop in the users' weighted RTT, (before-after)/(before+10ms);
+//   - evacuateDrained: 1 when leaving a drained node;
+//   - consolidate: the opposite of balanceLoad, plus 0.1 when the move empties the source;
+//   - placement: preferred node labels and preferred (anti-)affinity, target minus source.
+func (e *evaluation) gains(it *item, t int) (g [numObjectives]float64) {
+	o := &e.p.Objectives
+	s, d := &e.nodes[it.src], &e.nodes[t]
+	c := it.c
+	cm := float64(c.MemoryBytes)
+	sc0, sc1 := util(s.cpu, s.cpuCap), util(s.cpu-c.CPU, s.cpuCap)
+	sm0, sm1 := util(s.mem, s.memCap), util(s.mem-cm, s.memCap)
+	dc0, dc1 := util(d.cpu, d.cpuCap), util(d.cpu+c.CPU, d.cpuCap)
+	dm0, dm1 := util(d.mem, d.memCap), util(d.mem+cm, d.memCap)
+	if o.RelieveOverload != 0 {
+		th := o.OverloadThreshold
+		over := func(u float64) float64 { return max(0, u-th) }
+		g[objRelieve] = o.RelieveOverload * (over(sc0) - over(sc1) + over(sm0) - over(sm1) -
+			(over(dc1) - over(dc0)) - (over(dm1) - over(dm0)))
+	}
+	if o.BalanceLoad != 0 || o.Consolidate != 0 {
+		bal := (sc0*sc0 + dc0*dc0 - sc1*sc1 - dc1*dc1 + sm0*sm0 + dm0*dm0 - sm1*sm1 - dm1*dm1) / 2
+		g[objBalance] = o.BalanceLoad * bal
+		if o.Consolidate != 0 {
+			cons := -bal
+			if s.count == 1 {
+				cons += 0.1
+			}
+			g[objConsolidate] = o.Consolidate * cons
+		}
+	}
+	if o.FollowUsers != 0 && len(c.Users) > 0 && s.site != d.site {
+		before := float64(e.userRTT(c, s.site))
+		after := float64(e.userRTT(c, d.site))
+		g[objFollow] = o.FollowUsers * (before - after) / (before + float64(10*time.Millisecond))
+	}
+	if o.EvacuateDrained != 0 && s.node.Drained {
+		g[objEvacuate] = o.EvacuateDrained
+	}
+	if len(it.rules) > 0 {
+		g[objPlacement] = e.preference(it, t) - e.preference(it, it.src)
+	}
+	for i, v := range g {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			g[i] = 0
+		}
+	}
+	return g
+}
+
+// detail explains a rejection, for people.
+func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
+	n := &e.nodes[t]
+	k := &e.p.Constraints
+	switch cand.Rejected {
+	case ReasonHeadroom:
+		return fmt.Sprintf("CPU would be %.0f%% and memory %.0f%% of %s, limits %.0f%% and %.0f%%",
+			100*util(n.cpu+it.c.CPU, n.cpuCap), 100*util(n.mem+float64(it.c.MemoryBytes), n.memCap), n.node.ID,
+			100*(1-k.HeadroomCPU), 100*(1-k.HeadroomMemory))
+	case ReasonDowntime:
+		return "predicted downtime " + cand.Cost.Downtime.Round(time.Millisecond).String() +
+			" above " + it.maxDowntime.String()
+	case ReasonGainTooSmall:
+		return fmt.Sprintf("score %.3f (gain %.3f - downtime cost %.3f) below minImprovement %.3f",
+			cand.Score, cand.Gain, cand.Gain-cand.Score, k.MinImprovement)
+	case ReasonPingPong:
+		return "it left " + n.node.ID + " less than " + k.PingPongWindow.String() + " ago"
+	case ReasonNodeConcurrent:
+		return strconv.Itoa(n.inflight) + " migrations in flight on " + n.node.ID
+	case ReasonNodeSelector:
+		if it.pin >= 0 {
+			return "pinned to " + e.nodes[it.pin].node.ID
+		}
+		return n.node.ID + " lacks the labels a placement rule requires"
+	}
+	return string(cand.Rejected)
+}
+
+func formatBytes(b int64) string {
+	return strconv.FormatFloat(float64(b)/GiB, 'f', 2, 64) + "GiB"
+}
