@@ -1,0 +1,587 @@
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/godwit-io/godwit/policy"
+)
+
+// Config says how to run a scenario beyond what the scenario file holds.
+type Config struct {
+	// Policy is the policy the policy arm runs.
+	Policy *policy.Policy
+	// Model is the cost model the planners and the simulated migrations use.
+	Model policy.CostModel
+	// LoadPolicy loads the policy file of a policyChange event. Nil: such events fail the run.
+	LoadPolicy func(path string) (*policy.Policy, error)
+	// KeepNodeSeries keeps each node's utilisation at each sample (for the report's
+	// per-node plot and nodes CSV). It costs nodes x samples float32s.
+	KeepNodeSeries bool
+}
+
+// world is one arm's simulated cluster.
+type world struct {
+	sc      *Scenario
+	cfg     *Config
+	planner Planner
+
+	siteIndex map[string]int
+	nodeIndex map[string]int
+	net       *network
+
+	nodes      []simNode
+	containers []simContainer
+	users      []user
+
+	view   policy.ClusterView
+	ledger policy.Ledger
+
+	queue   eventQueue
+	seq     int
+	now     time.Duration
+	fresh   time.Duration // time the loads were last computed for; -1: never
+	migSeq  int
+	flights map[int]*flight // by container index
+
+	containerIdx map[string]int
+
+	rec    *recorder
+	result *Result
+}
+
+type simNode struct {
+	spec    *Node
+	site    int
+	down    bool
+	drained bool
+	cpu     float64 // used, cores
+	mem     float64 // used, bytes
+}
+
+type simContainer struct {
+	spec     *Container
+	node     int
+	memBytes int64
+	cpu      float64
+	demand   *demand
+	managed  bool
+	users    []int32 // indices in world.users
+	// downUntil: frozen by a migration or failed node's restart until then.
+	frozenFrom, frozenUntil time.Duration
+	sites                   []policy.UserSite // reused view backing array
+}
+
+// flight is a migration in progress.
+type flight struct {
+	id        string
+	container int
+	from, to  int
+	start     time.Duration
+	freeze    time.Duration // when the container stops
+	end       time.Duration
+	predicted policy.Prediction
+	fail      bool
+	ledgerIdx int
+}
+
+// event kinds, in the order they are handled at one instant: migrations end before the
+// scenario's events, metrics are sampled before the planner acts.
+type eventKind int
+
+const (
+	evMigrationEnd eventKind = iota
+	evScenario
+	evRestart
+	evSample
+	evDecision
+)
+
+type event struct {
+	at    time.Duration
+	kind  eventKind
+	seq   int
+	index int // scenario event, container, ...
+}
+
+type eventQueue []event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	a, b := q[i], q[j]
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if a.kind != b.kind {
+		return a.kind < b.kind
+	}
+	return a.seq < b.seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+func (w *world) schedule(at time.Duration, kind eventKind, index int) {
+	w.seq++
+	heap.Push(&w.queue, event{at: at, kind: kind, seq: w.seq, index: index})
+}
+
+func newWorld(sc *Scenario, cfg *Config, planner Planner) *world {
+	w := &world{sc: sc, cfg: cfg, planner: planner, fresh: -1, flights: map[int]*flight{}}
+	w.siteIndex = make(map[string]int, len(sc.Sites))
+	for i, s := range sc.Sites {
+		w.siteIndex[s.Name] = i
+	}
+	w.net = newNetwork(sc, w.siteIndex)
+	w.nodeIndex = make(map[string]int, len(sc.Nodes))
+	w.nodes = make([]simNode, len(sc.Nodes))
+	for i := range sc.Nodes {
+		n := &sc.Nodes[i]
+		w.nodeIndex[n.Name] = i
+		w.nodes[i] = simNode{spec: n, site: w.siteIndex[n.Site]}
+	}
+	defaultSites := []int{}
+	for i, s := range sc.Sites {
+		if !s.Cloud {
+			defaultSites = append(defaultSites, i)
+		}
+	}
+	w.containers = make([]simContainer, len(sc.Containers))
+	for ci := range sc.Containers {
+		c := &sc.Containers[ci]
+		sc := &w.containers[ci]
+		*sc = simContainer{
+			spec:     c,
+			node:     w.nodeIndex[c.Node],
+			memBytes: int64(c.MemoryGiB * policy.GiB),
+			demand:   newDemand(&c.CPU, w.sc.Seed, ci, w.sc.Duration),
+			managed:  c.Labels[policy.LabelManaged] == "true",
+			frozenFrom: -1, frozenUntil: -1,
+		}
+		for gi := range c.Users {
+			g := &c.Users[gi]
+			start := w.nodes[sc.node].site
+			if g.Site != "" {
+				start = w.siteIndex[g.Site]
+			}
+			var cands []int
+			if g.Mobility.Model == MobilityRandomWaypoint {
+				cands = defaultSites
+				if len(g.Mobility.Sites) > 0 {
+					cands = make([]int, len(g.Mobility.Sites))
+					for k, s := range g.Mobility.Sites {
+						cands[k] = w.siteIndex[s]
+					}
+				}
+			}
+			for k := range g.Count {
+				u := user{container: ci, site: start, group: g, index: k, sites: cands}
+				if g.Mobility.Model == MobilityRandomWaypoint {
+					// Each user its own stream: the same walk in every arm.
+					u.rng = rand.New(rand.NewPCG(w.sc.Seed^0x6a09e667f3bcc909, uint64(ci)<<20|uint64(gi)<<10|uint64(k)))
+					u.next = pause(u.rng, g.Mobility.PauseMin, g.Mobility.PauseMax)
+				}
+				sc.users = append(sc.users, int32(len(w.users)))
+				w.users = append(w.users, u)
+			}
+		}
+	}
+	w.buildStaticView()
+	w.rec = newRecorder(w)
+	return w
+}
+
+// buildStaticView fills the parts of the view that do not change: node identities, site
+// links and intra-site node links.
+func (w *world) buildStaticView() {
+	sc := w.sc
+	v := &w.view
+	v.Nodes = make([]policy.Node, len(w.nodes))
+	for i, n := range w.nodes {
+		v.Nodes[i] = policy.Node{
+			ID: n.spec.Name, Site: n.spec.Site, Labels: n.spec.Labels,
+			CPUCores: n.spec.CPU, MemoryBytes: int64(n.spec.MemoryGiB * policy.GiB),
+		}
+	}
+	v.Containers = make([]policy.Container, len(w.containers))
+	for i, c := range w.containers {
+		v.Containers[i] = policy.Container{
+			ID: c.spec.Name, Name: c.spec.Name, Labels: c.spec.Labels, MemoryBytes: c.memBytes,
+		}
+	}
+	for i := range sc.Sites {
+		for j := i + 1; j < len(sc.Sites); j++ {
+			v.SiteLinks = append(v.SiteLinks, policy.Link{
+				From: sc.Sites[i].Name, To: sc.Sites[j].Name,
+				RTT: w.net.rtt[i][j], BandwidthBytesPerSec: w.net.bw[i][j],
+			})
+		}
+	}
+	v.IntraSiteRTT = sc.IntraSite.RTT
+	// Node links inside a site carry the LAN bandwidth, which site links cannot say.
+	bySite := make([][]int, len(sc.Sites))
+	for i, n := range w.nodes {
+		bySite[n.site] = append(bySite[n.site], i)
+	}
+	for s, ns := range bySite {
+		for a := range ns {
+			for b := a + 1; b < len(ns); b++ {
+				v.Links = append(v.Links, policy.Link{
+					From: w.nodes[ns[a]].spec.Name, To: w.nodes[ns[b]].spec.Name,
+					RTT: w.net.rtt[s][s], BandwidthBytesPerSec: w.net.bw[s][s],
+				})
+			}
+		}
+	}
+}
+
+// refresh brings demands, user positions and node loads to now.
+func (w *world) refresh() {
+	if w.fresh == w.now {
+		return
+	}
+	w.fresh = w.now
+	for i := range w.nodes {
+		w.nodes[i].cpu, w.nodes[i].mem = 0, 0
+	}
+	for ci := range w.containers {
+		c := &w.containers[ci]
+		c.cpu = c.demand.at(w.now)
+		n := &w.nodes[c.node]
+		if !n.down {
+			n.cpu += c.cpu
+			n.mem += float64(c.memBytes)
+		}
+		// A migration in flight holds the container's capacity on its target too.
+		if f := w.flights[ci]; f != nil {
+			t := &w.nodes[f.to]
+			t.cpu += c.cpu
+			t.mem += float64(c.memBytes)
+		}
+	}
+	for i := range w.users {
+		u := &w.users[i]
+		if u.group.Mobility.Model != MobilityStatic {
+			u.advance(w.now, w.siteIndex)
+		}
+	}
+}
+
+// available reports whether container ci serves its users now.
+func (w *world) available(ci int) bool {
+	c := &w.containers[ci]
+	if w.nodes[c.node].down {
+		return false
+	}
+	return !(w.now >= c.frozenFrom && w.now < c.frozenUntil)
+}
+
+// updateView writes the dynamic state into the view the planner sees.
+func (w *world) updateView() {
+	v := &w.view
+	for i := range w.nodes {
+		n := &w.nodes[i]
+		vn := &v.Nodes[i]
+		vn.UsedCPU = n.cpu
+		vn.UsedMemoryBytes = int64(n.mem)
+		vn.Drained = n.drained
+		vn.Unavailable = n.down
+	}
+	counts := make([]float64, len(w.sc.Sites))
+	for ci := range w.containers {
+		c := &w.containers[ci]
+		vc := &v.Containers[ci]
+		vc.Node = w.nodes[c.node].spec.Name
+		vc.CPU = c.cpu
+		c.sites = c.sites[:0]
+		if len(c.users) > 0 {
+			for _, ui := range c.users {
+				counts[w.users[ui].site]++
+			}
+			for _, ui := range c.users {
+				s := w.users[ui].site
+				if counts[s] > 0 {
+					c.sites = append(c.sites, policy.UserSite{Site: w.sc.Sites[s].Name, Weight: counts[s]})
+					counts[s] = 0
+				}
+			}
+		}
+		vc.Users = c.sites
+	}
+}
+
+// run executes the arm to the end.
+func (w *world) run() error {
+	sc := w.sc
+	for i := range sc.Events {
+		w.schedule(sc.Events[i].At, evScenario, i)
+	}
+	w.schedule(0, evSample, 0)
+	w.schedule(sc.DecisionInterval, evDecision, 0)
+	for w.queue.Len() > 0 {
+		e := heap.Pop(&w.queue).(event)
+		if e.at > sc.Duration {
+			break
+		}
+		w.now = e.at
+		switch e.kind {
+		case evMigrationEnd:
+			w.finish(e.index)
+		case evScenario:
+			if err := w.scenarioEvent(&sc.Events[e.index]); err != nil {
+				return err
+			}
+		case evRestart:
+			w.restart(e.index)
+		case evSample:
+			w.refresh()
+			w.rec.sample()
+			if next := w.now + sc.SampleInterval; next <= sc.Duration {
+				w.schedule(next, evSample, 0)
+			}
+		case evDecision:
+			w.refresh()
+			w.decide()
+			if next := w.now + sc.DecisionInterval; next <= sc.Duration {
+				w.schedule(next, evDecision, 0)
+			}
+		}
+	}
+	w.rec.finish()
+	return nil
+}
+
+func (w *world) at() time.Time { return w.sc.Start.Add(w.now) }
+
+// decide runs the planner and starts its moves, re-checking each against the state it is
+// about to change (a planner's view may be stale, as the leader's can be).
+func (w *world) decide() {
+	w.updateView()
+	w.trimLedger()
+	res := w.planner.Plan(&w.view, &w.ledger, w.at())
+	w.rec.explanations(res.Explanations)
+	for _, d := range res.Decisions {
+		ci, ok := w.containerIndex(d.Container)
+		if !ok {
+			w.rec.stale++
+			continue
+		}
+		to, ok := w.nodeIndex[d.To]
+		c := &w.containers[ci]
+		if !ok || w.flights[ci] != nil || w.nodes[c.node].spec.Name != d.From || to == c.node ||
+			w.nodes[to].down || w.nodes[c.node].down {
+			w.rec.stale++
+			continue
+		}
+		w.start(ci, to)
+	}
+}
+
+func (w *world) containerIndex(id string) (int, bool) {
+	if w.containerIdx == nil {
+		w.containerIdx = make(map[string]int, len(w.containers))
+		for i := range w.containers {
+			w.containerIdx[w.containers[i].spec.Name] = i
+		}
+	}
+	i, ok := w.containerIdx[id]
+	return i, ok
+}
+
+// start begins a migration of container ci to node to. It takes the cost model's
+// predicted time for the modelled link, times a seeded log-normal noise factor.
+func (w *world) start(ci, to int) {
+	c := &w.containers[ci]
+	from := c.node
+	a, b := w.nodes[from].site, w.nodes[to].site
+	pred := w.cfg.Model.Predict(c.memBytes, w.net.bw[a][b], w.net.rtt[a][b])
+	w.migSeq++
+	key := mix64(w.sc.Seed ^ uint64(w.migSeq)*0xd1b54a32d192ed03)
+	factor := 1.0
+	if sigma := w.sc.Migration.Noise; sigma > 0 {
+		factor = math.Exp(sigma*hashNormal(key, 1) - sigma*sigma/2)
+	}
+	fail := w.sc.Migration.FailureRate > 0 && float64(mix64(key^2)>>11)/(1<<53) < w.sc.Migration.FailureRate
+	overhead := time.Duration(float64(w.cfg.Model.Overhead) * factor)
+	downtime := time.Duration(float64(pred.Downtime) * factor)
+	f := &flight{
+		id:        w.planner.Name() + "-" + strconv.Itoa(w.migSeq),
+		container: ci, from: from, to: to,
+		start: w.now, freeze: w.now + overhead, end: w.now + overhead + downtime,
+		predicted: pred, fail: fail, ledgerIdx: len(w.ledger.Migrations),
+	}
+	w.flights[ci] = f
+	c.frozenFrom, c.frozenUntil = f.freeze, f.end
+	w.ledger.Migrations = append(w.ledger.Migrations, policy.MigrationRecord{
+		ID: f.id, Container: c.spec.Name, From: w.nodes[from].spec.Name, To: w.nodes[to].spec.Name,
+		Start: w.at(), State: policy.StateTransferring, MemoryBytes: c.memBytes,
+	})
+	// Capacity is now held on the target as well.
+	w.nodes[to].cpu += c.cpu
+	w.nodes[to].mem += float64(c.memBytes)
+	w.rec.started(f)
+	w.schedule(f.end, evMigrationEnd, ci)
+}
+
+// finish ends the migration of container ci, completed or rolled back.
+func (w *world) finish(ci int) {
+	f := w.flights[ci]
+	if f == nil {
+		return // aborted by a node failure
+	}
+	delete(w.flights, ci)
+	w.fresh = -1
+	c := &w.containers[ci]
+	r := w.ledgerRecord(f)
+	r.End = w.at()
+	r.Downtime = f.end - f.freeze
+	if f.fail || w.nodes[f.to].down {
+		r.State = policy.StateRolledBack
+	} else {
+		r.State = policy.StateCompleted
+		c.node = f.to
+	}
+	w.rec.finished(f, r.State == policy.StateCompleted)
+}
+
+// ledgerRecord finds f's record (the ledger may have been trimmed since it started).
+func (w *world) ledgerRecord(f *flight) *policy.MigrationRecord {
+	for i := len(w.ledger.Migrations) - 1; i >= 0; i-- {
+		if w.ledger.Migrations[i].ID == f.id {
+			return &w.ledger.Migrations[i]
+		}
+	}
+	panic("sim: migration missing from the ledger: " + f.id)
+}
+
+// trimLedger drops finished records older than the policy's cooldown and anti-ping-pong
+// windows, as the ledger's caller may, to keep evaluations cheap over long runs.
+func (w *world) trimLedger() {
+	keep := 2 * time.Hour
+	if pp, ok := w.planner.(*PolicyPlanner); ok && pp.Policy != nil {
+		keep = max(keep, pp.Policy.Constraints.Cooldown, pp.Policy.Constraints.PingPongWindow)
+	}
+	cut := w.at().Add(-keep)
+	out := w.ledger.Migrations[:0]
+	for _, m := range w.ledger.Migrations {
+		if !m.State.Terminal() || m.End.After(cut) {
+			out = append(out, m)
+		}
+	}
+	w.ledger.Migrations = out
+}
+
+func (w *world) scenarioEvent(e *Event) error {
+	w.fresh = -1
+	switch e.Type {
+	case EventNodeFailure:
+		ni := w.nodeIndex[e.Node]
+		if w.nodes[ni].down {
+			return nil
+		}
+		w.nodes[ni].down = true
+		w.rec.failures++
+		// Migrations touching the node end now: from it, the container is lost with the
+		// node; to it, the container goes on at the source.
+		for _, ci := range w.sortedFlights() {
+			f := w.flights[ci]
+			if f.from != ni && f.to != ni {
+				continue
+			}
+			f.fail = true
+			f.end = w.now
+			c := &w.containers[ci]
+			c.frozenUntil = w.now
+			if c.frozenFrom > w.now {
+				c.frozenFrom = w.now
+			}
+			w.finish(ci)
+		}
+		if ra := w.sc.Failover.RestartAfter; ra > 0 {
+			w.schedule(w.now+ra, evRestart, ni)
+		}
+	case EventNodeRecovery:
+		w.nodes[w.nodeIndex[e.Node]].down = false
+	case EventDrain:
+		w.nodes[w.nodeIndex[e.Node]].drained = true
+	case EventUndrain:
+		w.nodes[w.nodeIndex[e.Node]].drained = false
+	case EventPolicyChange:
+		pp, ok := w.planner.(*PolicyPlanner)
+		if !ok {
+			return nil // baselines have no policy
+		}
+		if w.cfg.LoadPolicy == nil {
+			return fmt.Errorf("sim: %s: policy change at %v: no policy loader", e.pos.Path, e.At)
+		}
+		pol, err := w.cfg.LoadPolicy(e.PolicyFile)
+		if err != nil {
+			return fmt.Errorf("sim: policy change at %v: %w", e.At, err)
+		}
+		pp.SetPolicy(pol)
+	}
+	return nil
+}
+
+// restart cold-starts the containers of failed node ni elsewhere, if it is still down.
+func (w *world) restart(ni int) {
+	if !w.nodes[ni].down {
+		return
+	}
+	w.refresh()
+	site := w.nodes[ni].site
+	for ci := range w.containers {
+		c := &w.containers[ci]
+		if c.node != ni {
+			continue
+		}
+		best := -1
+		for j := range w.nodes {
+			n := &w.nodes[j]
+			if n.down || n.drained || n.mem+float64(c.memBytes) > n.spec.MemoryGiB*policy.GiB {
+				continue
+			}
+			if best < 0 {
+				best = j
+				continue
+			}
+			b := &w.nodes[best]
+			sameJ, sameB := n.site == site, b.site == site
+			if sameJ != sameB {
+				if sameJ {
+					best = j
+				}
+				continue
+			}
+			if n.cpu/n.spec.CPU < b.cpu/b.spec.CPU {
+				best = j
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		c.node = best
+		w.nodes[best].cpu += c.cpu
+		w.nodes[best].mem += float64(c.memBytes)
+		w.rec.restarts++
+	}
+}
+
+func (w *world) sortedFlights() []int {
+	out := make([]int, 0, len(w.flights))
+	for ci := range w.flights {
+		out = append(out, ci)
+	}
+	sort.Ints(out)
+	return out
+}
