@@ -108,8 +108,8 @@ func Start(cfg Config) (*Agent, error) {
 		version:  Version{Epoch: uint64(now.UnixNano())},
 		invDirty: true,
 		labels:   cloneLabels(cfg.Labels),
-		links:   map[string]*linkMeter{},
-		load:    Load{CPUCapacity: cfg.Capacity.CPUCores, MemoryCapacity: cfg.Capacity.MemoryBytes},
+		links:    map[string]*linkMeter{},
+		load:     Load{CPUCapacity: cfg.Capacity.CPUCores, MemoryCapacity: cfg.Capacity.MemoryBytes},
 	}
 	a.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: cfg.RetransmitMult}
 	a.queue.NumNodes = a.numNodes
