@@ -161,11 +161,11 @@ func newWorld(sc *Scenario, cfg *Config, planner Planner) *world {
 		c := &sc.Containers[ci]
 		sc := &w.containers[ci]
 		*sc = simContainer{
-			spec:     c,
-			node:     w.nodeIndex[c.Node],
-			memBytes: int64(c.MemoryGiB * policy.GiB),
-			demand:   newDemand(&c.CPU, w.sc.Seed, ci, w.sc.Duration),
-			managed:  c.Labels[policy.LabelManaged] == "true",
+			spec:       c,
+			node:       w.nodeIndex[c.Node],
+			memBytes:   int64(c.MemoryGiB * policy.GiB),
+			demand:     newDemand(&c.CPU, w.sc.Seed, ci, w.sc.Duration),
+			managed:    c.Labels[policy.LabelManaged] == "true",
 			frozenFrom: -1, frozenUntil: -1,
 		}
 		for gi := range c.Users {

@@ -165,19 +165,19 @@ func (h *histogram) merge(o *histogram) {
 
 // recorder collects an arm's metrics.
 type recorder struct {
-	w       *world
-	samples []Sample
-	cur     Sample // counters since the last sample
-	hist    *histogram
-	total   *histogram
-	migs    []MigrationLog
-	lastMig []int // index in migs of each container's last completed migration, -1: none
-	reasons map[policy.Reason]int
+	w        *world
+	samples  []Sample
+	cur      Sample // counters since the last sample
+	hist     *histogram
+	total    *histogram
+	migs     []MigrationLog
+	lastMig  []int // index in migs of each container's last completed migration, -1: none
+	reasons  map[policy.Reason]int
 	nodeUtil [][]float32
 
-	stale, failures, restarts int
+	stale, failures, restarts                                 int
 	userMinutes, violMinutes, unavailMinutes, overloadMinutes float64
-	pingPongs                                              int
+	pingPongs                                                 int
 }
 
 func newRecorder(w *world) *recorder {

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/godwit-io/godwit/policy"
+	"github.com/godwit-io/godwit/sim"
+)
+
+func init() {
+	register("sim", "simulate policies on a modelled cluster (sim sweep: tune them)", runSim)
+}
+
+// paramFlags collects repeated --param flags.
+type paramFlags []sim.Param
+
+func (p *paramFlags) String() string { return fmt.Sprint(len(*p)) }
+func (p *paramFlags) Set(s string) error {
+	v, err := sim.ParseParam(s)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, v)
+	return nil
+}
+
+// parsePolicyFile is the policy package's parser, the one `godwit policy check` uses.
+func parsePolicyFile(name string, data []byte) (*policy.Policy, error) {
+	return nil, fmt.Errorf("%s: policy files cannot be read by this build yet (policy parser pending); run without --policy", name)
+}
+
+func loadPolicyFile(path string) (*policy.Policy, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := parsePolicyFile(path, data)
+	return p, data, err
+}
+
+// loadScenario reads --scenario, or the embedded default.
+func loadScenario(path string) (*sim.Scenario, error) {
+	if path == "" {
+		return sim.DefaultScenario()
+	}
+	sc, err := sim.LoadScenario(path)
+	if errors.Is(err, sim.ErrInvalidScenario) {
+		return nil, asUsage(err)
+	}
+	return sc, err
+}
+
+// policyFor picks --policy, else the scenario's policy, else the simulator's default.
+func policyFor(sc *sim.Scenario, flagPath string) (*policy.Policy, []byte, string, error) {
+	path := flagPath
+	if path == "" && sc.PolicyFile != "" {
+		path = sc.PolicyFile
+		if !filepath.IsAbs(path) && sc.File != "" {
+			path = filepath.Join(filepath.Dir(sc.File), path)
+		}
+	}
+	if path == "" {
+		return sim.SimPolicy(), []byte(sim.DefaultPolicyYAML), "sim-default (built in)", nil
+	}
+	p, data, err := loadPolicyFile(path)
+	if err != nil {
+		return nil, nil, "", asUsage(err)
+	}
+	return p, data, path, nil
+}
+
+func runSim(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "sweep" {
+		return runSimSweep(args[1:], stdout, stderr)
+	}
+	fs := newFlagSet("sim", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: godwit sim [--scenario FILE] [--policy FILE] [--out DIR] [--arms LIST] [--seed N]")
+		fmt.Fprintln(stderr, "       godwit sim sweep [--scenario FILE] [--policy FILE] [--param PATH=V1,V2,...]... [--objective slo|migrations|downtime|balanced] [--workers N] [--out DIR]")
+		fs.PrintDefaults()
+	}
+	scenario := fs.String("scenario", "", "scenario file (default: the embedded default scenario)")
+	policyPath := fs.String("policy", "", "policy file for the policy arm (default: the scenario's, else a built-in one)")
+	out := fs.String("out", "godwit-sim", "directory for the report, CSV and JSON outputs")
+	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold")
+	seed := fs.String("seed", "", "override the scenario's random seed")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	sc, err := loadScenario(*scenario)
+	if err != nil {
+		return err
+	}
+	if *seed != "" {
+		v, err := strconv.ParseUint(*seed, 10, 64)
+		if err != nil {
+			return usagef("--seed: %v", err)
+		}
+		sc.Seed = v
+	}
+	pol, _, polName, err := policyFor(sc, *policyPath)
+	if err != nil {
+		return err
+	}
+	cfg := sim.Config{
+		Policy: pol, Model: policy.DefaultCostModel(), KeepNodeSeries: len(sc.Nodes) <= 200,
+		LoadPolicy: func(path string) (*policy.Policy, error) {
+			if !filepath.IsAbs(path) && sc.File != "" {
+				path = filepath.Join(filepath.Dir(sc.File), path)
+			}
+			p, _, err := loadPolicyFile(path)
+			return p, err
+		},
+	}
+	results, err := sim.Run(sc, cfg, strings.Split(*arms, ","))
+	if errors.Is(err, sim.ErrUnknownArm) {
+		return asUsage(err)
+	}
+	if err != nil {
+		return err
+	}
+	summary := sim.NewRunSummary(sc, polName, results)
+	if err := writeSimOutputs(*out, sc, summary, results, cfg.KeepNodeSeries); err != nil {
+		return err
+	}
+	if err := sim.WriteSummaryTable(stdout, summary); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nreport: %s\n", filepath.Join(*out, "report.html"))
+	return nil
+}
+
+func writeSimOutputs(dir string, sc *sim.Scenario, summary sim.RunSummary, results []*sim.Result, nodes bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{"summary.json", func(w io.Writer) error { return sim.WriteSummaryJSON(w, summary) }},
+		{"summary.txt", func(w io.Writer) error { return sim.WriteSummaryTable(w, summary) }},
+		{"timeseries.csv", func(w io.Writer) error { return sim.WriteTimeSeriesCSV(w, results) }},
+		{"migrations.csv", func(w io.Writer) error { return sim.WriteMigrationsCSV(w, results) }},
+		{"report.html", func(w io.Writer) error {
+			return sim.WriteReport(w, sim.ReportInput{Scenario: sc, Summary: summary, Results: results})
+		}},
+	}
+	if nodes {
+		files = append(files, struct {
+			name  string
+			write func(io.Writer) error
+		}{"nodes.csv", func(w io.Writer) error { return sim.WriteNodesCSV(w, results) }})
+	}
+	for _, f := range files {
+		var buf bytes.Buffer
+		if err := f.write(&buf); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runSimSweep(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sim sweep", stderr)
+	scenario := fs.String("scenario", "", "scenario file (default: the embedded default scenario)")
+	policyPath := fs.String("policy", "", "base policy file the grid modifies (default: the scenario's, else a built-in one)")
+	out := fs.String("out", "godwit-sweep", "directory for sweep.csv and best-policy.yaml")
+	objective := fs.String("objective", sim.ObjectiveBalanced, "how to pick the best point of the Pareto front: slo, migrations, downtime, balanced")
+	workers := fs.Int("workers", 0, "parallel runs (default: all cores)")
+	var params paramFlags
+	fs.Var(&params, "param", "a policy field and its values, PATH=V1,V2,... (repeatable; default: a grid over overloadThreshold, cooldown, minImprovement, maxDowntime)")
+	if err := parseFlags(fs, args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) && errors.Is(err, sim.ErrInvalidSweep) {
+			return asUsage(err)
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	sc, err := loadScenario(*scenario)
+	if err != nil {
+		return err
+	}
+	_, base, polName, err := policyFor(sc, *policyPath)
+	if err != nil {
+		return err
+	}
+	if len(params) == 0 {
+		params = sim.DefaultSweepParams()
+	}
+	points, err := sim.Sweep(sc, sim.SweepConfig{
+		BasePolicy: base, Params: params, ParsePolicy: parsePolicyFile,
+		Model: policy.DefaultCostModel(), Workers: *workers,
+	})
+	if errors.Is(err, sim.ErrInvalidSweep) {
+		return asUsage(err)
+	}
+	if err != nil {
+		return err
+	}
+	best, err := sim.Best(points, *objective)
+	if err != nil {
+		return asUsage(err)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	var csv bytes.Buffer
+	if err := sim.WriteSweepCSV(&csv, params, points); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*out, "sweep.csv"), csv.Bytes(), 0o644); err != nil {
+		return err
+	}
+	bestPath := filepath.Join(*out, "best-policy.yaml")
+	if err := os.WriteFile(bestPath, points[best].PolicyFile, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "scenario %s, base policy %s, %d grid points\n\nPareto front (SLO violations, migrations, downtime):\n", sc.Name, polName, len(points))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	head := ""
+	for _, p := range params {
+		head += p.Path + "\t"
+	}
+	fmt.Fprintln(tw, head+"SLO viol. user-min\tmigrations\tdowntime s\t")
+	for i, p := range points {
+		if !p.Pareto {
+			continue
+		}
+		mark := ""
+		if i == best {
+			mark = "  <- best (" + *objective + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%.1f\t%s\n", strings.Join(p.Values, "\t"), p.Summary.SLOViolationUserMinutes, p.Summary.Migrations, p.Summary.DowntimeS, mark)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nbest policy: %s\nall points: %s\n", bestPath, filepath.Join(*out, "sweep.csv"))
+	return nil
+}
