@@ -71,12 +71,12 @@ func Run(sc *Scenario, cfg Config, arms []string) ([]*Result, error) {
 	return results, nil
 }
 
-// SimPolicy is the policy a simulation runs when none is given: the engine's defaults in
-// auto mode, also following users (edge latency is what the simulation measures).
+// SimPolicy is the policy a simulation runs when none is given: DefaultPolicyYAML, parsed by
+// the policy package's parser.
 func SimPolicy() *policy.Policy {
-	p := policy.DefaultPolicy()
-	p.Name = "sim-default"
-	p.Mode = policy.ModeAuto
-	p.Objectives.FollowUsers = 0.5
-	return &p
+	p, err := policy.Parse("sim-default", []byte(DefaultPolicyYAML))
+	if err != nil {
+		panic("sim: built-in policy does not parse: " + err.Error())
+	}
+	return p
 }

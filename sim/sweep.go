@@ -18,8 +18,10 @@ import (
 // ErrInvalidSweep is returned by ParseParam and Sweep for a malformed parameter grid.
 var ErrInvalidSweep = errors.New("sim: invalid sweep")
 
-// DefaultPolicyYAML is the policy file the simulator runs when none is given; SimPolicy is
-// the same policy as a value.
+// DefaultPolicyYAML is the policy file the simulator runs when none is given: the engine's
+// defaults in auto mode, also following users (edge latency is what the simulation
+// measures), with triggers so that only containers on hot or drained nodes, or far from
+// their users, are candidates.
 const DefaultPolicyYAML = `apiVersion: godwit.io/v1
 kind: Policy
 metadata:
@@ -30,6 +32,17 @@ spec:
     relieveOverload: 1
     evacuateDrained: 1
     followUsers: 0.5
+  triggers:
+    - name: hot-node
+      when: node.cpu > 0.85 || node.memory > 0.9
+      until: node.cpu < 0.75 && node.memory < 0.8
+      for: 2m
+    - name: drained
+      when: node.drained
+    - name: far-users
+      scope: container
+      when: container.userRTT > 10
+      for: 5m
 `
 
 // Param is one swept policy field: a dotted path in the policy file and its values, e.g.
@@ -70,7 +83,7 @@ type SweepConfig struct {
 	// BasePolicy is the policy file the grid modifies (DefaultPolicyYAML when empty).
 	BasePolicy []byte
 	Params     []Param
-	// ParsePolicy turns a policy file into a policy: policy's own parser.
+	// ParsePolicy turns a policy file into a policy (default policy.Parse).
 	ParsePolicy func(name string, data []byte) (*policy.Policy, error)
 	Model       policy.CostModel
 	// Workers run grid points in parallel (default: all cores).
@@ -101,6 +114,9 @@ const (
 // marks the Pareto front of (SLO violation user-minutes, migrations, downtime). Points come
 // in grid order, whatever the scheduling: the output is deterministic.
 func Sweep(sc *Scenario, cfg SweepConfig) ([]SweepPoint, error) {
+	if cfg.ParsePolicy == nil {
+		cfg.ParsePolicy = policy.Parse
+	}
 	base := cfg.BasePolicy
 	if len(base) == 0 {
 		base = []byte(DefaultPolicyYAML)

@@ -35,7 +35,7 @@ func (p *paramFlags) Set(s string) error {
 
 // parsePolicyFile is the policy package's parser, the one `godwit policy check` uses.
 func parsePolicyFile(name string, data []byte) (*policy.Policy, error) {
-	return nil, fmt.Errorf("%s: policy files cannot be read by this build yet (policy parser pending); run without --policy", name)
+	return policy.Parse(name, data)
 }
 
 func loadPolicyFile(path string) (*policy.Policy, []byte, error) {
@@ -44,7 +44,7 @@ func loadPolicyFile(path string) (*policy.Policy, []byte, error) {
 		return nil, nil, err
 	}
 	p, err := parsePolicyFile(path, data)
-	return p, data, err
+	return p, data, asUsage(err)
 }
 
 // loadScenario reads --scenario, or the embedded default.
@@ -73,7 +73,7 @@ func policyFor(sc *sim.Scenario, flagPath string) (*policy.Policy, []byte, strin
 	}
 	p, data, err := loadPolicyFile(path)
 	if err != nil {
-		return nil, nil, "", asUsage(err)
+		return nil, nil, "", err
 	}
 	return p, data, path, nil
 }
