@@ -548,7 +548,7 @@ func (a *Agent) received(st *nodeState, raw []byte) {
 // ahead of ours. Jump past it so our states win.
 func (a *Agent) selfConflict(st *nodeState) {
 	a.mu.Lock()
-	if st.Version.Less(a.local.version) {
+	if !a.local.version.Less(st.Version) { // our own state echoed back: fine
 		a.mu.Unlock()
 		return
 	}
