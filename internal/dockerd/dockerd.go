@@ -39,6 +39,10 @@ type Config struct {
 	// PathPrepend is put first on the daemon's PATH, so runc finds the right criu.
 	// Default: /opt/godwit/bin (where scripts/install-criu.sh puts CRIU).
 	PathPrepend string
+	// FastRestoreRuntime is the path of scripts/godwit-runc, registered as OCI runtime
+	// "godwit-runc" so migrated containers restore without Docker copying their checkpoint.
+	// Default /opt/godwit/bin/godwit-runc when it exists; "none" leaves it out.
+	FastRestoreRuntime string
 	// ReadyTimeout bounds the wait for the daemon to answer /_ping. Default 60s.
 	ReadyTimeout time.Duration
 }
@@ -106,7 +110,16 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	e.LogPath = filepath.Join(cfg.Dir, "dockerd.log")
 
 	conf := filepath.Join(cfg.Dir, "daemon.json")
-	b, _ := json.Marshal(map[string]any{"experimental": true})
+	daemon := map[string]any{"experimental": true}
+	if cfg.FastRestoreRuntime == "" {
+		if _, err := os.Stat("/opt/godwit/bin/godwit-runc"); err == nil {
+			cfg.FastRestoreRuntime = "/opt/godwit/bin/godwit-runc"
+		}
+	}
+	if cfg.FastRestoreRuntime != "" && cfg.FastRestoreRuntime != "none" {
+		daemon["runtimes"] = map[string]any{"godwit-runc": map[string]string{"path": cfg.FastRestoreRuntime}}
+	}
+	b, _ := json.Marshal(daemon)
 	if err := os.WriteFile(conf, b, 0o644); err != nil {
 		e.cleanupDirs()
 		return nil, fmt.Errorf("dockerd: %w", err)

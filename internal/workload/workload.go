@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +22,7 @@ import (
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
-	"golang.org/x/sys/unix"
+	"github.com/godwit-io/godwit/internal/netns"
 )
 
 // Image is the tag the workload image is built under.
@@ -117,7 +116,7 @@ func (s State) String() string {
 // connection is made from inside that namespace, through its loopback.
 func Probe(ctx context.Context, pid int, port int) (State, error) {
 	var line string
-	err := inNetns(pid, func() error {
+	err := netns.Do(pid, func() error {
 		d := net.Dialer{Timeout: 5 * time.Second}
 		c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
@@ -161,37 +160,4 @@ func ParseState(line string) (State, error) {
 		return State{}, fmt.Errorf("workload: bad answer %q", line)
 	}
 	return s, nil
-}
-
-// inNetns runs fn on an OS thread switched into pid's network namespace. The thread is
-// switched back afterwards, or, if that fails, never reused.
-func inNetns(pid int, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return // thread stays locked and is discarded
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			errc <- ferr
-			return // leave the thread locked: the runtime discards it
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }

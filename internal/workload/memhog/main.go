@@ -27,6 +27,7 @@ func main() {
 	mib := flag.Int("mib", 64, "memory to allocate and fill, MiB")
 	addr := flag.String("addr", "127.0.0.1:7070", "TCP address to answer on")
 	tick := flag.Duration("tick", 100*time.Millisecond, "tick interval")
+	mptcp := flag.Bool("mptcp", false, "listen with MPTCP (which CRIU cannot dump): for pre-flight tests")
 	flag.Parse()
 
 	seed := uint64(time.Now().UnixNano())
@@ -44,7 +45,7 @@ func main() {
 
 	// CRIU cannot dump MPTCP sockets, which Go >= 1.24 opens by default.
 	lc := net.ListenConfig{}
-	lc.SetMultipathTCP(false)
+	lc.SetMultipathTCP(*mptcp)
 	ln, err := lc.Listen(context.Background(), "tcp", *addr)
 	if err != nil {
 		log.Fatalf("memhog: %v", err)

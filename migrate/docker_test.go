@@ -1,0 +1,342 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/godwit-io/godwit/internal/dockerd"
+	"github.com/godwit-io/godwit/internal/testenv"
+	"github.com/godwit-io/godwit/internal/workload"
+	"github.com/godwit-io/godwit/migrate"
+)
+
+// node is one simulated node: its engine, runtime and transfer endpoint.
+type node struct {
+	engine   *dockerd.Engine
+	rt       *migrate.DockerRuntime
+	endpoint string
+	stateDir string
+	migrator *migrate.Migrator
+}
+
+func startNode(t *testing.T, name, addr string) *node {
+	t.Helper()
+	ctx := context.Background()
+	e, err := dockerd.Start(ctx, dockerd.Config{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Stop(context.Background()) })
+	cli, err := e.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	state := filepath.Join(e.Dir, "godwit")
+	rt, err := migrate.NewDockerRuntime(migrate.DockerConfig{
+		Client: cli, DataRoot: e.DataRoot, RuncRoot: e.RuncRoot(), StateDir: state,
+		CRIUPath: testenv.CRIUPath(), VerifyTimeout: 15 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := migrate.NewEndpoint(rt, nil)
+	bound, err := ep.Listen(addr + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return &node{engine: e, rt: rt, endpoint: bound, stateDir: state,
+		migrator: &migrate.Migrator{Runtime: rt, StateDir: state}}
+}
+
+func (n *node) run(t *testing.T, name string, mib int, extra ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	cli, _ := n.engine.Client()
+	defer cli.Close()
+	c, err := cli.ContainerCreate(ctx, &container.Config{
+		Image:  workload.Image,
+		Cmd:    append(workload.Cmd(mib), extra...),
+		Labels: map[string]string{"godwit.io/managed": "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
+	}, &container.HostConfig{NetworkMode: "none", RestartPolicy: container.RestartPolicy{Name: "unless-stopped"}}, nil, nil, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+// state probes the workload named name on this node, waiting for it to answer.
+func (n *node) state(t *testing.T, name string) workload.State {
+	t.Helper()
+	ctx := context.Background()
+	cli, _ := n.engine.Client()
+	defer cli.Close()
+	var last error
+	for i := 0; i < 100; i++ {
+		info, err := cli.ContainerInspect(ctx, name)
+		if err == nil && info.State.Running {
+			st, err := workload.Probe(ctx, info.State.Pid, workload.Port)
+			if err == nil {
+				return st
+			}
+			last = err
+		} else {
+			last = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("workload %s on %s does not answer: %v", name, n.engine.Name, last)
+	return workload.State{}
+}
+
+// running lists the names of running containers.
+func (n *node) containers(t *testing.T) (running, all int) {
+	t.Helper()
+	cli, _ := n.engine.Client()
+	defer cli.Close()
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if c.State == "running" {
+			running++
+		}
+	}
+	return running, len(list)
+}
+
+func filesUnder(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// sameWorkload checks that after is before's process continued: same seed and memory
+// checksum, ticks not reset.
+func sameWorkload(t *testing.T, before, after workload.State) {
+	t.Helper()
+	if after.Seed != before.Seed || after.CRC != before.CRC {
+		t.Fatalf("state lost: before %v, after %v", before, after)
+	}
+	if after.Ticks < before.Ticks {
+		t.Fatalf("tick count went back: before %v, after %v", before, after)
+	}
+}
+
+// TestDockerMigration runs the migration scenarios of issue 2 against two real engines with
+// real CRIU. Subtests share the engines; the one that stops the target engine runs last.
+func TestDockerMigration(t *testing.T) {
+	testenv.RequireDockerd(t)
+	testenv.RequireCRIU(t)
+	ctx := context.Background()
+	n1 := startNode(t, "mt1", "127.0.0.2")
+	n2 := startNode(t, "mt2", "127.0.0.3")
+	cli1, _ := n1.engine.Client()
+	defer cli1.Close()
+	if err := workload.BuildImage(ctx, cli1); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("migrate 256 MiB, image absent on target", func(t *testing.T) {
+		n1.run(t, "w256", 256)
+		before := n1.state(t, "w256")
+		var progressCalls atomic.Int64
+		rep, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
+			Progress: func(migrate.Progress) { progressCalls.Add(1) },
+		})
+		if err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		after := n2.state(t, "w256")
+		sameWorkload(t, before, after)
+		if after.MiB != 256 {
+			t.Fatalf("state %v", after)
+		}
+		if r, all := n1.containers(t); r != 0 || all != 0 {
+			t.Fatalf("source still has %d containers (%d running)", all, r)
+		}
+		if r, _ := n2.containers(t); r != 1 {
+			t.Fatalf("target runs %d containers, want 1", r)
+		}
+		if n := filesUnder(t, n1.stateDir) + filesUnder(t, n2.stateDir); n != 0 {
+			t.Fatalf("%d checkpoint files left behind", n)
+		}
+		if rep.ImageBytes == 0 {
+			t.Fatalf("image was not transferred: %+v", rep)
+		}
+		if rep.CheckpointBytes < 256<<20 || progressCalls.Load() == 0 {
+			t.Fatalf("checkpoint %d bytes, %d progress calls", rep.CheckpointBytes, progressCalls.Load())
+		}
+		t.Logf("phases %v downtime %v checkpoint %d MiB image %d MiB", rep.Phases, rep.Downtime, rep.CheckpointBytes>>20, rep.ImageBytes>>20)
+	})
+
+	t.Run("compressed stream, image present, migrate back", func(t *testing.T) {
+		before := n2.state(t, "w256")
+		rep, err := n2.migrator.Migrate(ctx, "w256", n1.endpoint, migrate.Options{Compress: true})
+		if err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		sameWorkload(t, before, n1.state(t, "w256"))
+		if rep.ImageBytes != 0 {
+			t.Fatalf("image moved although present: %d bytes", rep.ImageBytes)
+		}
+		if rep.WireBytes >= rep.CheckpointBytes {
+			t.Logf("note: compression did not shrink the stream (%d >= %d)", rep.WireBytes, rep.CheckpointBytes)
+		}
+	})
+
+	t.Run("not checkpointable: refused before freezing", func(t *testing.T) {
+		n1.run(t, "wmptcp", 16, "-mptcp")
+		before := n1.state(t, "wmptcp")
+		_, err := n1.migrator.Migrate(ctx, "wmptcp", n2.endpoint, migrate.Options{})
+		if !errors.Is(err, migrate.ErrNotCheckpointable) {
+			t.Fatalf("err = %v, want ErrNotCheckpointable", err)
+		}
+		t.Logf("refused: %v", err)
+		if !strings.Contains(err.Error(), "MPTCP") {
+			t.Fatalf("reason does not name MPTCP: %v", err)
+		}
+		sameWorkload(t, before, n1.state(t, "wmptcp"))
+		cli1.ContainerRemove(ctx, "wmptcp", container.RemoveOptions{Force: true})
+	})
+
+	t.Run("corrupt byte in transit: checksum catches it, rollback", func(t *testing.T) {
+		before := n1.state(t, "w256")
+		proxy := corruptingProxy(t, n2.endpoint, 3<<20)
+		_, err := n1.migrator.Migrate(ctx, "w256", proxy, migrate.Options{})
+		if !errors.Is(err, migrate.ErrRolledBack) || !errors.Is(err, migrate.ErrChecksum) {
+			t.Fatalf("err = %v, want ErrRolledBack wrapping ErrChecksum", err)
+		}
+		t.Logf("error: %v", err)
+		sameWorkload(t, before, n1.state(t, "w256"))
+		if r, all := n2.containers(t); all != 0 {
+			t.Fatalf("target kept %d containers (%d running)", all, r)
+		}
+		if r, _ := n1.containers(t); r != 1 {
+			t.Fatalf("source runs %d containers, want 1", r)
+		}
+	})
+
+	t.Run("restore fails on target: rollback", func(t *testing.T) {
+		before := n1.state(t, "w256")
+		_, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
+			ID: "m-broken-restore",
+			Hooks: migrate.Hooks{BeforeRestore: func() error {
+				// Break the staged checkpoint on the target: CRIU cannot restore it.
+				staged := filepath.Join(n2.stateDir, "staged", "m-broken-restore")
+				matches, _ := filepath.Glob(filepath.Join(staged, "pages-*.img"))
+				for _, m := range matches {
+					os.Remove(m)
+				}
+				return nil
+			}},
+		})
+		if !errors.Is(err, migrate.ErrRolledBack) {
+			t.Fatalf("err = %v, want ErrRolledBack", err)
+		}
+		t.Logf("error: %v", err)
+		sameWorkload(t, before, n1.state(t, "w256"))
+		if _, all := n2.containers(t); all != 0 {
+			t.Fatalf("target kept %d containers", all)
+		}
+	})
+
+	t.Run("target engine down: rollback", func(t *testing.T) {
+		before := n1.state(t, "w256")
+		_, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
+			Hooks: migrate.Hooks{AfterCheckpoint: func() error {
+				return n2.engine.Stop(context.Background())
+			}},
+		})
+		if !errors.Is(err, migrate.ErrRolledBack) {
+			t.Fatalf("err = %v, want ErrRolledBack", err)
+		}
+		t.Logf("error: %v", err)
+		sameWorkload(t, before, n1.state(t, "w256"))
+		if r, _ := n1.containers(t); r != 1 {
+			t.Fatalf("source runs %d containers, want 1", r)
+		}
+		if n := filesUnder(t, filepath.Join(n1.stateDir, "checkpoints")); n != 0 {
+			t.Fatalf("%d checkpoint files left on the source", n)
+		}
+	})
+}
+
+
+// corruptingProxy forwards TCP connections to target, flipping the byte at offset `at` of
+// each client-to-target stream that gets that far (only the checkpoint stream does).
+func corruptingProxy(t *testing.T, target string, at int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.4:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				io.Copy(&flipWriter{w: u, at: at}, c)
+				u.(*net.TCPConn).CloseWrite()
+			}()
+			go func() {
+				defer wg.Done()
+				io.Copy(c, u)
+				c.Close()
+				u.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+type flipWriter struct {
+	w   io.Writer
+	at  int64
+	off int64
+}
+
+func (f *flipWriter) Write(p []byte) (int, error) {
+	if f.at >= f.off && f.at < f.off+int64(len(p)) {
+		q := append([]byte(nil), p...)
+		q[f.at-f.off] ^= 0x40
+		p = q
+	}
+	f.off += int64(len(p))
+	return f.w.Write(p)
+}
