@@ -238,8 +238,9 @@ func (p *parser) spec(m *mapping) {
 // fraction reads an optional number within [lo, hi] into dst.
 func (p *parser) fraction(m *mapping, key string, dst *float64, lo, hi float64) {
 	n := m.get(key)
+	before := len(p.d.errs)
 	v, ok := p.d.float(n, m.sub(key))
-	if !ok {
+	if !ok || len(p.d.errs) > before {
 		return
 	}
 	if v < lo || v > hi {

@@ -1,0 +1,304 @@
+package sim
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/godwit-io/godwit/policy"
+)
+
+func loadSmall(t testing.TB) *Scenario {
+	t.Helper()
+	sc, err := LoadScenario("testdata/small.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// recordingPlanner wraps the policy arm's planner and keeps a deep copy of what it was given
+// and what it returned at every evaluation.
+type recordingPlanner struct {
+	inner Planner
+	calls []recordedCall
+}
+
+type recordedCall struct {
+	view      policy.ClusterView
+	ledger    policy.Ledger
+	now       time.Time
+	decisions []policy.Decision
+}
+
+func (r *recordingPlanner) Name() string { return r.inner.Name() }
+
+func (r *recordingPlanner) Plan(view *policy.ClusterView, ledger *policy.Ledger, now time.Time) PlanResult {
+	call := recordedCall{view: copyView(view), ledger: copyLedger(ledger), now: now}
+	res := r.inner.Plan(view, ledger, now)
+	call.decisions = slices.Clone(res.Decisions)
+	r.calls = append(r.calls, call)
+	return res
+}
+
+func copyView(v *policy.ClusterView) policy.ClusterView {
+	out := *v
+	out.Nodes = slices.Clone(v.Nodes)
+	out.Containers = slices.Clone(v.Containers)
+	for i := range out.Containers {
+		out.Containers[i].Users = slices.Clone(v.Containers[i].Users)
+	}
+	out.Links = slices.Clone(v.Links)
+	out.SiteLinks = slices.Clone(v.SiteLinks)
+	return out
+}
+
+func copyLedger(l *policy.Ledger) policy.Ledger {
+	return policy.Ledger{Migrations: slices.Clone(l.Migrations), Conditions: slices.Clone(l.Conditions)}
+}
+
+// TestDecisionsAreTheEngines proves the simulator runs godwit's decision engine: at every
+// evaluation, policy.Evaluate on the same view, policy, cost model, ledger and time returns
+// exactly the decisions the simulator acted on, and the simulator started exactly those
+// migrations.
+func TestDecisionsAreTheEngines(t *testing.T) {
+	sc := loadSmall(t)
+	pol := SimPolicy()
+	model := policy.DefaultCostModel()
+	rec := &recordingPlanner{inner: &PolicyPlanner{Policy: pol, Model: model}}
+	res, err := RunPlanner(sc, Config{Policy: pol, Model: model}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int(sc.Duration / sc.DecisionInterval); len(rec.calls) != want {
+		t.Fatalf("%d evaluations, want %d", len(rec.calls), want)
+	}
+	if res.Summary.Migrations == 0 {
+		t.Fatal("the scenario produced no migration: the test proves nothing")
+	}
+	if res.Summary.StaleDecisions != 0 {
+		t.Errorf("%d decisions refused on re-check", res.Summary.StaleDecisions)
+	}
+	type move struct{ c, from, to string }
+	started := map[time.Duration][]move{}
+	for _, m := range res.Migrations {
+		started[m.Start] = append(started[m.Start], move{m.Container, m.From, m.To})
+	}
+	var withDecisions int
+	var conditions []policy.ConditionState
+	for i, call := range rec.calls {
+		// The ledger's conditions are the previous plan's, passed back unchanged.
+		if diff := cmp.Diff(conditions, call.ledger.Conditions); diff != "" && i > 0 {
+			t.Fatalf("evaluation %d: conditions not carried over (-previous +given):\n%s", i, diff)
+		}
+		plan := policy.Evaluate(call.view, pol, model, call.ledger, call.now)
+		conditions = plan.Conditions
+		if diff := cmp.Diff(plan.Decisions, call.decisions); diff != "" {
+			t.Fatalf("evaluation %d at %v: simulator's decisions differ from policy.Evaluate (-engine +sim):\n%s", i, call.now, diff)
+		}
+		var want []move
+		for _, d := range plan.Decisions {
+			want = append(want, move{d.Container, d.From, d.To})
+		}
+		if got := started[call.now.Sub(sc.Start)]; !cmp.Equal(got, want, cmp.AllowUnexported(move{})) {
+			t.Fatalf("evaluation %d: started %v, engine decided %v", i, got, want)
+		}
+		if len(want) > 0 {
+			withDecisions++
+		}
+	}
+	t.Logf("%d evaluations, %d with decisions, %d migrations", len(rec.calls), withDecisions, res.Summary.Migrations)
+}
+
+// TestViewInvariants checks the views the simulator builds: one owner per container, node
+// loads that add up, capacity held on both ends of a migration in flight, failed nodes
+// unavailable.
+func TestViewInvariants(t *testing.T) {
+	sc := loadSmall(t)
+	// Slow checkpoints, so that migrations are still in flight at the next evaluation.
+	model := policy.DefaultCostModel()
+	model.Checkpoint.Slope = 200
+	rec := &recordingPlanner{inner: &ThresholdRebalancer{Config: ThresholdConfig{High: 0.6, Low: 0.5, MaxMovesPerInterval: 2}}}
+	if _, err := RunPlanner(sc, Config{Model: model}, rec); err != nil {
+		t.Fatal(err)
+	}
+	var sawInFlight, sawDown, sawDrained bool
+	for i, call := range rec.calls {
+		v := call.view
+		idx := map[string]int{}
+		for ni, n := range v.Nodes {
+			idx[n.ID] = ni
+			sawDown = sawDown || n.Unavailable
+			sawDrained = sawDrained || n.Drained
+		}
+		cpu := make([]float64, len(v.Nodes))
+		seen := map[string]bool{}
+		for _, c := range v.Containers {
+			if seen[c.ID] {
+				t.Fatalf("evaluation %d: container %s twice", i, c.ID)
+			}
+			seen[c.ID] = true
+			ni, ok := idx[c.Node]
+			if !ok {
+				t.Fatalf("evaluation %d: %s on unknown node %q", i, c.ID, c.Node)
+			}
+			if !v.Nodes[ni].Unavailable {
+				cpu[ni] += c.CPU
+			}
+		}
+		cpuOf := map[string]float64{}
+		for _, c := range v.Containers {
+			cpuOf[c.ID] = c.CPU
+		}
+		for _, m := range call.ledger.Migrations {
+			if m.State.Terminal() {
+				continue
+			}
+			sawInFlight = true
+			if v.Nodes[idx[m.From]].Unavailable || v.Nodes[idx[m.To]].Unavailable {
+				t.Errorf("evaluation %d: migration %s in flight touching a failed node", i, m.ID)
+			}
+			cpu[idx[m.To]] += cpuOf[m.Container]
+		}
+		for ni, n := range v.Nodes {
+			if d := n.UsedCPU - cpu[ni]; d > 1e-9 || d < -1e-9 {
+				t.Fatalf("evaluation %d: node %s UsedCPU %v, containers and holds add up to %v", i, n.ID, n.UsedCPU, cpu[ni])
+			}
+		}
+	}
+	if !sawInFlight || !sawDown || !sawDrained {
+		t.Errorf("scenario did not exercise in-flight %v, failed node %v, drained node %v", sawInFlight, sawDown, sawDrained)
+	}
+}
+
+func TestMigrationsTakePredictedTime(t *testing.T) {
+	sc := loadSmall(t)
+	sc.Migration.Noise = 0
+	sc.Migration.FailureRate = 0
+	sc.Events = nil
+	model := policy.DefaultCostModel()
+	res, err := RunPlanner(sc, Config{Model: model}, &ThresholdRebalancer{Config: ThresholdConfig{High: 0.5, Low: 0.45, MaxMovesPerInterval: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Migrations) == 0 {
+		t.Fatal("no migrations")
+	}
+	for _, m := range res.Migrations {
+		if m.End == 0 {
+			continue
+		}
+		if m.Downtime != m.Predicted {
+			t.Errorf("%s: downtime %v, predicted %v (no noise)", m.ID, m.Downtime, m.Predicted)
+		}
+		if got, want := m.End-m.Start, model.Overhead+m.Predicted; got != want {
+			t.Errorf("%s: took %v, want overhead+downtime %v", m.ID, got, want)
+		}
+		if !m.Completed {
+			t.Errorf("%s rolled back with failureRate 0", m.ID)
+		}
+	}
+}
+
+func TestNoMigrationArmNeverMoves(t *testing.T) {
+	sc := loadSmall(t)
+	res, err := RunPlanner(sc, Config{Model: policy.DefaultCostModel()}, NoMigration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.Migrations != 0 || res.Summary.DowntimeS != 0 {
+		t.Errorf("none arm: %+v", res.Summary)
+	}
+	if res.Summary.NodeFailures != 1 || res.Summary.Restarts == 0 || res.Summary.UnavailableUserMinutes == 0 {
+		t.Errorf("failure not simulated: %+v", res.Summary)
+	}
+}
+
+// runOutputs runs every arm and renders every output.
+func runOutputs(t testing.TB, sc *Scenario) map[string][]byte {
+	t.Helper()
+	cfg := Config{Policy: SimPolicy(), Model: policy.DefaultCostModel(), KeepNodeSeries: true}
+	results, err := Run(sc, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := NewRunSummary(sc, "sim-default", results)
+	out := map[string][]byte{}
+	for name, f := range map[string]func(*bytes.Buffer) error{
+		"timeseries.csv": func(b *bytes.Buffer) error { return WriteTimeSeriesCSV(b, results) },
+		"migrations.csv": func(b *bytes.Buffer) error { return WriteMigrationsCSV(b, results) },
+		"nodes.csv":      func(b *bytes.Buffer) error { return WriteNodesCSV(b, results) },
+		"summary.json":   func(b *bytes.Buffer) error { return WriteSummaryJSON(b, sum) },
+		"summary.txt":    func(b *bytes.Buffer) error { return WriteSummaryTable(b, sum) },
+		"report.html": func(b *bytes.Buffer) error {
+			return WriteReport(b, ReportInput{Scenario: sc, Summary: sum, Results: results})
+		},
+	} {
+		var b bytes.Buffer
+		if err := f(&b); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = b.Bytes()
+	}
+	return out
+}
+
+func TestDeterministicForSeed(t *testing.T) {
+	for _, name := range []string{"small", "default-3h"} {
+		t.Run(name, func(t *testing.T) {
+			load := func() *Scenario {
+				if name == "small" {
+					return loadSmall(t)
+				}
+				sc, err := DefaultScenario()
+				if err != nil {
+					t.Fatal(err)
+				}
+				sc.Duration = 3 * time.Hour
+				return sc
+			}
+			a, b := runOutputs(t, load()), runOutputs(t, load())
+			for f := range a {
+				if !bytes.Equal(a[f], b[f]) {
+					t.Errorf("%s differs between two runs with the same seed", f)
+				}
+			}
+			sc := load()
+			sc.Seed++
+			c := runOutputs(t, sc)
+			if bytes.Equal(a["timeseries.csv"], c["timeseries.csv"]) {
+				t.Error("another seed gave the same time series")
+			}
+		})
+	}
+}
+
+func TestArmsSeeTheSameWorld(t *testing.T) {
+	sc := loadSmall(t)
+	results, err := Run(sc, Config{Policy: SimPolicy(), Model: policy.DefaultCostModel()}, []string{ArmNone, ArmNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(results[0].Samples, results[1].Samples); diff != "" {
+		t.Errorf("two none arms differ:\n%s", diff)
+	}
+	// Demand does not depend on decisions: the mean utilisation over all nodes is the same
+	// in every arm while no migration holds double capacity and no node is down.
+	all, err := Run(sc, Config{Policy: SimPolicy(), Model: policy.DefaultCostModel()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all[0].Samples[0] != all[1].Samples[0] {
+		t.Errorf("first samples differ: %+v vs %+v", all[0].Samples[0], all[1].Samples[0])
+	}
+}
+
+func TestRunUnknownArm(t *testing.T) {
+	_, err := Run(loadSmall(t), Config{Policy: SimPolicy()}, []string{"magic"})
+	if err == nil || !errorsIs(err, ErrUnknownArm) {
+		t.Errorf("err = %v, want ErrUnknownArm", err)
+	}
+}
