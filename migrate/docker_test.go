@@ -284,7 +284,6 @@ func TestDockerMigration(t *testing.T) {
 	})
 }
 
-
 // corruptingProxy forwards TCP connections to target, flipping the byte at offset `at` of
 // each client-to-target stream that gets that far (only the checkpoint stream does).
 func corruptingProxy(t *testing.T, target string, at int64) string {

@@ -75,7 +75,6 @@ func (s *hostSampler) run(interval time.Duration) {
 	}
 }
 
-
 // cpuTimes reads the aggregate busy and total jiffies from /proc/stat.
 func cpuTimes() (busy, total uint64, ok bool) {
 	f, err := os.Open("/proc/stat")
