@@ -5,6 +5,7 @@ package policy
 type term struct {
 	AffinityTerm
 	anti    bool
+	m       matcher
 	perNode []int
 	perSite []int
 }
@@ -19,7 +20,7 @@ func (e *evaluation) indexPlacement() {
 		for k, list := range [2][]AffinityTerm{r.Affinity, r.AntiAffinity} {
 			for _, a := range list {
 				ruleTerms[ri][k] = append(ruleTerms[ri][k], len(e.terms))
-				e.terms = append(e.terms, term{AffinityTerm: a, anti: k == 1,
+				e.terms = append(e.terms, term{AffinityTerm: a, anti: k == 1, m: newMatcher(&a.Containers),
 					perNode: make([]int, len(e.nodes)), perSite: make([]int, len(e.sites))})
 			}
 		}
@@ -35,7 +36,7 @@ func (e *evaluation) indexPlacement() {
 		}
 		for ti := range e.terms {
 			t := &e.terms[ti]
-			if t.Containers.Matches(c.Labels) {
+			if t.m.matches(c.Labels) {
 				t.perNode[ni]++
 				t.perSite[e.nodes[ni].site]++
 			}
@@ -43,10 +44,11 @@ func (e *evaluation) indexPlacement() {
 	}
 }
 
-// others is how many containers other than c match term t in n's node or site.
-func (e *evaluation) others(t *term, c *Container, src, n int) int {
+// others is how many containers other than it match term ti in n's node or site.
+func (e *evaluation) others(ti int, it *item, n int) int {
+	t, src := &e.terms[ti], it.src
 	self := 0
-	if t.Containers.Matches(c.Labels) {
+	if it.selfMatch[ti] {
 		if t.Topology == TopologySite {
 			if e.nodes[src].site == e.nodes[n].site {
 				self = 1
@@ -70,7 +72,7 @@ func (e *evaluation) requiredAffinity(it *item, t int) Reason {
 				if !tm.Required {
 					continue
 				}
-				n := e.others(tm, it.c, it.src, t)
+				n := e.others(ti, it, t)
 				if k == 0 && n == 0 {
 					return ReasonAffinity
 				}
@@ -87,21 +89,17 @@ func (e *evaluation) requiredAffinity(it *item, t int) Reason {
 // labels and preferred (anti-)affinity terms.
 func (e *evaluation) preference(it *item, n int) float64 {
 	var score float64
-	labels := e.nodes[n].node.Labels
 	for _, ri := range it.rules {
-		r := &e.p.Placement[ri]
-		for _, pn := range r.PreferNodes {
-			if pn.Nodes.Matches(labels) {
-				score += pn.Weight
-			}
+		if np := e.nodePref[ri]; np != nil {
+			score += np[n]
 		}
 		for _, ti := range e.ruleTerms[ri][0] {
-			if tm := &e.terms[ti]; !tm.Required && e.others(tm, it.c, it.src, n) > 0 {
+			if tm := &e.terms[ti]; !tm.Required && e.others(ti, it, n) > 0 {
 				score += tm.Weight
 			}
 		}
 		for _, ti := range e.ruleTerms[ri][1] {
-			if tm := &e.terms[ti]; !tm.Required && e.others(tm, it.c, it.src, n) > 0 {
+			if tm := &e.terms[ti]; !tm.Required && e.others(ti, it, n) > 0 {
 				score -= tm.Weight
 			}
 		}
@@ -113,7 +111,7 @@ func (e *evaluation) preference(it *item, n int) float64 {
 func (e *evaluation) moveTerms(c *Container, a, b int) {
 	for ti := range e.terms {
 		t := &e.terms[ti]
-		if t.Containers.Matches(c.Labels) {
+		if t.m.matches(c.Labels) {
 			t.perNode[a]--
 			t.perNode[b]++
 			t.perSite[e.nodes[a].site]--

@@ -87,8 +87,18 @@ type evaluation struct {
 	bySite    [][]int // usable nodes per site, least loaded first
 	required  [][]int // usable nodes matching each rule's RequireNodes, least loaded first
 	mark      []uint32
+	candBuf   []int
+	// ruleMatchers are the placement rules' container selectors, prepared.
+	ruleMatchers []matcher
+	arena        []Candidate // backing store of the explanations' candidates
+	// nearSites lists, per site, the sites nearest to it (itself first).
+	nearSites [][]int
+	// Per placement rule, per node: whether the node matches RequireNodes, and the
+	// summed weight of the PreferNodes it matches.
+	requireOK [][]bool
+	nodePref  [][]float64
 	gen       uint32
-	scratch   []Candidate
+	scratch   []scored
 	windowOK  bool
 }
 
@@ -105,15 +115,32 @@ type item struct {
 	best        int  // index into expl.Candidates of the best feasible target, -1 for none
 	bestScore   float64
 	expl        Explanation
+
+	// Set by prepare.
+	prepared   bool
+	users      []userSite
+	userWeight float64
+	srcRTT     float64
+	srcPref    float64
+	fixedSec   float64 // predicted checkpoint + restore, seconds
+	imageBytes float64 // predicted image size
+	selfMatch  []bool  // per term
 }
 
 func (e *evaluation) selectManaged() {
+	backing := make([]item, 0, len(e.containers))
+	sel := newMatcher(&e.p.Selector)
+	e.ruleMatchers = make([]matcher, len(e.p.Placement))
+	for ri := range e.p.Placement {
+		e.ruleMatchers[ri] = newMatcher(&e.p.Placement[ri].Containers)
+	}
 	for _, c := range e.containers {
-		if c.Labels[LabelManaged] != "true" || !e.p.Selector.Matches(c.Labels) {
+		if c.Labels[LabelManaged] != "true" || !sel.matches(c.Labels) {
 			continue
 		}
-		it := &item{c: c, src: -1, pin: -1, best: -1,
-			maxDowntime: e.p.Constraints.MaxDowntime, cooldown: e.p.Constraints.Cooldown}
+		backing = append(backing, item{c: c, src: -1, pin: -1, best: -1,
+			maxDowntime: e.p.Constraints.MaxDowntime, cooldown: e.p.Constraints.Cooldown})
+		it := &backing[len(backing)-1]
 		if ni, ok := e.nodeIdx[c.Node]; ok {
 			it.src = ni
 		}
@@ -180,8 +207,8 @@ func (e *evaluation) screen(it *item) bool {
 	if len(e.p.Triggers) > 0 && len(it.triggers) == 0 && !drained && it.pin < 0 {
 		return stay(ReasonNoTrigger, "")
 	}
-	for ri, r := range e.p.Placement {
-		if r.Containers.Matches(c.Labels) {
+	for ri := range e.ruleMatchers {
+		if e.ruleMatchers[ri].matches(c.Labels) {
 			it.rules = append(it.rules, ri)
 		}
 	}
@@ -189,49 +216,126 @@ func (e *evaluation) screen(it *item) bool {
 	return true
 }
 
-// consider scores the container's candidate targets and records the best feasible one.
+// consider scores the container's candidate targets and records the best feasible one,
+// keeping only the top few for the explanation.
 func (e *evaluation) consider(it *item) {
 	x := &it.expl
-	cands := e.scratch[:0]
+	e.prepare(it)
+	k := max(e.p.ExplainCandidates, 1)
+	top := e.scratch[:0]
+	var bestRejected scored
+	var n, rejected int
 	for _, t := range e.candidateTargets(it) {
-		cands = append(cands, e.score(it, t))
-	}
-	e.scratch = cands
-	// Best first: feasible before rejected, then by score, then node ID.
-	slices.SortFunc(cands, func(a, b Candidate) int {
-		if (a.Rejected == "") != (b.Rejected == "") {
-			if a.Rejected == "" {
-				return -1
+		c := e.score(it, t)
+		n++
+		if c.rejected != "" {
+			if rejected == 0 || better(c, bestRejected, false) {
+				bestRejected = c
 			}
-			return 1
+			rejected++
 		}
-		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.Node, b.Node))
-	})
-	k := min(len(cands), max(e.p.ExplainCandidates, 1))
-	x.Candidates = slices.Clone(cands[:k])
-	for i := range x.Candidates {
-		if c := &x.Candidates[i]; c.Rejected != "" {
-			c.Detail = e.detail(it, e.nodeIdx[c.Node], c)
+		if len(top) == k && !better(c, top[k-1], true) {
+			continue
+		}
+		i := len(top)
+		if i < k {
+			top = append(top, c)
+		} else {
+			i--
+		}
+		for i > 0 && better(c, top[i-1], true) {
+			top[i] = top[i-1]
+			i--
+		}
+		top[i] = c
+	}
+	e.scratch = top
+	if len(e.arena) < len(top) {
+		e.arena = make([]Candidate, max(len(top), 1024))
+	}
+	x.Candidates = e.arena[:len(top):len(top)]
+	e.arena = e.arena[len(top):]
+	bestDetail := ""
+	for i, sc := range top {
+		x.Candidates[i] = e.candidate(it, sc)
+		if sc.rejected != "" && sc.t == bestRejected.t {
+			bestDetail = x.Candidates[i].Detail
 		}
 	}
 	it.best = -1
 	switch {
-	case len(cands) == 0:
+	case n == 0:
 		x.Reason, x.Detail = ReasonNoCandidate, "no node can take it"
-	case cands[0].Rejected == "":
-		it.best, it.bestScore = 0, cands[0].Score
+	case top[0].rejected == "":
+		it.best, it.bestScore = 0, top[0].score
 		x.Reason, x.Detail = "", ""
 	default:
 		// Nothing feasible: the reason is the best-scoring target's.
-		top := cands[0]
-		for _, c := range cands[1:] {
-			if c.Score > top.Score {
-				top = c
-			}
+		x.Reason = bestRejected.rejected
+		if bestDetail == "" {
+			bestDetail = e.candidate(it, bestRejected).Detail
 		}
-		x.Reason = top.Rejected
-		x.Detail = "best target " + top.Node + ": " + e.detail(it, e.nodeIdx[top.Node], &top)
+		x.Detail = "best target " + e.nodes[bestRejected.t].node.ID + ": " + bestDetail
 	}
+}
+
+// better orders candidates: feasible first (when feasibleFirst), then by score, then by
+// node ID (node indices are in ID order), so that ties break the same way every time.
+func better(a, b scored, feasibleFirst bool) bool {
+	if feasibleFirst && (a.rejected == "") != (b.rejected == "") {
+		return a.rejected == ""
+	}
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	return a.t < b.t
+}
+
+// prepare computes, once per container, what scoring every target needs: its users' sites,
+// its RTT to them from where it runs, its placement preference where it runs and which
+// affinity terms it matches itself.
+func (e *evaluation) prepare(it *item) {
+	if it.prepared {
+		return
+	}
+	it.prepared = true
+	for _, u := range it.c.Users {
+		if u.Weight > 0 {
+			it.users = append(it.users, userSite{site: e.siteIdx[u.Site], weight: u.Weight})
+			it.userWeight += u.Weight
+		}
+	}
+	it.srcRTT = e.itemRTT(it, e.nodes[it.src].site)
+	gib := float64(it.c.MemoryBytes) / GiB
+	it.fixedSec = e.model.Checkpoint.At(gib) + e.model.Restore.At(gib)
+	it.imageBytes = e.model.Image.At(gib) * GiB
+	if len(e.terms) > 0 {
+		it.selfMatch = make([]bool, len(e.terms))
+		for ti := range e.terms {
+			it.selfMatch[ti] = e.terms[ti].m.matches(it.c.Labels)
+		}
+	}
+	if len(it.rules) > 0 {
+		it.srcPref = e.preference(it, it.src)
+	}
+}
+
+type userSite struct {
+	site   int
+	weight float64
+}
+
+// itemRTT is the weighted mean RTT from a node in site to the container's users.
+func (e *evaluation) itemRTT(it *item, site int) float64 {
+	if it.userWeight == 0 {
+		return 0
+	}
+	row := e.sitePaths[site*len(e.sites) : (site+1)*len(e.sites)]
+	var sum float64
+	for _, u := range it.users {
+		sum += u.weight * float64(row[u.site].rtt)
+	}
+	return sum / it.userWeight
 }
 
 // candidateTargets returns the node indices worth scoring for the container. On small
@@ -245,7 +349,8 @@ func (e *evaluation) candidateTargets(it *item) []int {
 		return []int{it.pin}
 	}
 	if len(e.nodes) <= smallCluster {
-		out := make([]int, 0, len(e.nodes))
+		out := e.candBuf[:0]
+		defer func() { e.candBuf = out }()
 		for i := range e.nodes {
 			if i != it.src {
 				out = append(out, i)
@@ -254,7 +359,8 @@ func (e *evaluation) candidateTargets(it *item) []int {
 		return out
 	}
 	e.gen++
-	out := make([]int, 0, 2*preselectLoad)
+	out := e.candBuf[:0]
+	defer func() { e.candBuf = out }()
 	add := func(list []int, k int) {
 		for _, n := range list[:min(k, len(list))] {
 			if n != it.src && e.mark[n] != e.gen {
@@ -275,7 +381,7 @@ func (e *evaluation) candidateTargets(it *item) []int {
 		}
 	}
 	if o.FollowUsers > 0 && len(it.c.Users) > 0 {
-		for _, s := range e.nearestSites(it.c, preselectSites) {
+		for _, s := range e.nearestSites(it, preselectSites) {
 			add(e.bySite[s], preselectPerSite)
 		}
 	}
@@ -286,33 +392,38 @@ func (e *evaluation) candidateTargets(it *item) []int {
 // enough that 20,000 containers score in tens of milliseconds.
 const (
 	smallCluster     = 64
-	preselectLoad    = 16
+	preselectLoad    = 10
 	preselectSites   = 3
 	preselectPerSite = 4
 )
 
-// nearestSites returns up to k sites with usable nodes, by the container's user RTT.
-func (e *evaluation) nearestSites(c *Container, k int) []int {
+// nearestSites returns up to k sites with usable nodes, by the container's user RTT. It
+// looks only at the sites nearest to each user site rather than at every site.
+func (e *evaluation) nearestSites(it *item, k int) []int {
 	type sr struct {
 		site int
-		rtt  time.Duration
+		rtt  float64
 	}
 	best := make([]sr, 0, k+1)
-	for s := range e.sites {
-		if len(e.bySite[s]) == 0 {
-			continue
-		}
-		r := e.userRTT(c, s)
-		if len(best) == k && r >= best[k-1].rtt {
-			continue
-		}
-		i := len(best)
-		for i > 0 && best[i-1].rtt > r {
-			i--
-		}
-		best = slices.Insert(best, i, sr{s, r})
-		if len(best) > k {
-			best = best[:k]
+	e.gen++
+	for _, u := range it.users {
+		for _, s := range e.nearSites[u.site] {
+			if e.mark[s] == e.gen {
+				continue
+			}
+			e.mark[s] = e.gen
+			r := e.itemRTT(it, s)
+			if len(best) == k && r >= best[k-1].rtt {
+				continue
+			}
+			i := len(best)
+			for i > 0 && best[i-1].rtt > r {
+				i--
+			}
+			best = slices.Insert(best, i, sr{s, r})
+			if len(best) > k {
+				best = best[:k]
+			}
 		}
 	}
 	out := make([]int, len(best))
@@ -322,9 +433,12 @@ func (e *evaluation) nearestSites(c *Container, k int) []int {
 	return out
 }
 
+// nearSitesPerSite is how many of the nearest sites with usable nodes nearSites keeps.
+const nearSitesPerSite = 4
+
 // preselect sorts the usable nodes by load, globally and per site.
 func (e *evaluation) preselect() {
-	e.mark = make([]uint32, len(e.nodes))
+	e.mark = make([]uint32, max(len(e.nodes), len(e.sites)))
 	e.bySite = make([][]int, len(e.sites))
 	for i := range e.nodes {
 		if e.nodes[i].usable {
@@ -339,10 +453,45 @@ func (e *evaluation) preselect() {
 		s := e.nodes[n].site
 		e.bySite[s] = append(e.bySite[s], n)
 	}
+	// For followUsers: per site, the nearest sites that have usable nodes.
+	ns := len(e.sites)
+	var withNodes []int
+	for s := range ns {
+		if len(e.bySite[s]) > 0 {
+			withNodes = append(withNodes, s)
+		}
+	}
+	e.nearSites = make([][]int, ns)
+	if e.p.Objectives.FollowUsers > 0 {
+		tmp := make([]int, len(withNodes))
+		for s := range ns {
+			copy(tmp, withNodes)
+			row := e.sitePaths[s*ns : (s+1)*ns]
+			slices.SortFunc(tmp, func(a, b int) int { return cmp.Or(cmp.Compare(row[a].rtt, row[b].rtt), cmp.Compare(a, b)) })
+			e.nearSites[s] = slices.Clone(tmp[:min(nearSitesPerSite, len(tmp))])
+		}
+	}
+
 	e.required = make([][]int, len(e.p.Placement))
+	e.requireOK = make([][]bool, len(e.p.Placement))
+	e.nodePref = make([][]float64, len(e.p.Placement))
 	for ri, r := range e.p.Placement {
+		if len(r.PreferNodes) > 0 {
+			e.nodePref[ri] = make([]float64, len(e.nodes))
+			for n := range e.nodes {
+				for _, pn := range r.PreferNodes {
+					if pn.Nodes.Matches(e.nodes[n].node.Labels) {
+						e.nodePref[ri][n] += pn.Weight
+					}
+				}
+			}
+		}
 		if r.RequireNodes == nil {
 			continue
+		}
+		e.requireOK[ri] = make([]bool, len(e.nodes))
+		for n := range e.nodes {
+			e.requireOK[ri][n] = r.RequireNodes.Matches(e.nodes[n].node.Labels)
 		}
 		e.required[ri] = []int{}
 		for _, n := range e.byLoad {

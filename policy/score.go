@@ -23,26 +23,53 @@ var objectiveNames = [numObjectives]Objective{
 	ObjectiveEvacuateDrained, ObjectiveConsolidate, ObjectivePlacement,
 }
 
-// score evaluates moving the container to node t: the hard filters in order, cheapest
-// first, then the gain and the cost. A rejected candidate still carries its score, so
-// that explanations can show what the best target would have given.
-func (e *evaluation) score(it *item, t int) Candidate {
-	n := &e.nodes[t]
-	cand := Candidate{Node: n.node.ID}
-	path := e.path(it.src, t)
-	bw, rtt := path.bandwidth, path.rtt
-	cand.Cost = e.model.Predict(it.c.MemoryBytes, bw, rtt)
+// scored is a candidate target while the engine ranks it: small, so that ranking tens of
+// candidates per container copies little. Only the few kept for the explanation become a
+// Candidate with a full Prediction.
+type scored struct {
+	t        int
+	gain     float64
+	score    float64
+	downtime float64 // predicted, seconds
+	rejected Reason
+}
+
+// score evaluates moving the container to node t: the gain and the cost, then the hard
+// filters in order, cheapest first. A rejected candidate still carries its score, so that
+// explanations can show what the best target would have given.
+func (e *evaluation) score(it *item, t int) scored {
+	sc := scored{t: t}
+	p := e.path(it.src, t)
+	bw, rtt := p.bandwidth, p.rtt
+	if bw <= 0 {
+		bw = e.model.DefaultBandwidthBytesPerSec
+	}
+	sc.downtime = it.fixedSec + rtt.Seconds()
+	if bw > 0 {
+		sc.downtime += it.imageBytes / bw
+	}
 	g := e.gains(it, t)
 	for _, v := range g {
-		cand.Gain += v
+		sc.gain += v
 	}
-	cand.Score = cand.Gain - e.p.Constraints.DowntimeCost*cand.Cost.Downtime.Seconds()
-	cand.Rejected = e.reject(it, t, &cand)
-	return cand
+	sc.score = sc.gain - e.p.Constraints.DowntimeCost*sc.downtime
+	sc.rejected = e.reject(it, t, &sc)
+	return sc
+}
+
+// candidate turns a scored target into a Candidate for the explanation.
+func (e *evaluation) candidate(it *item, sc scored) Candidate {
+	p := e.path(it.src, sc.t)
+	c := Candidate{Node: e.nodes[sc.t].node.ID, Score: sc.score, Gain: sc.gain,
+		Cost: e.model.Predict(it.c.MemoryBytes, p.bandwidth, p.rtt), Rejected: sc.rejected}
+	if c.Rejected != "" {
+		c.Detail = e.detail(it, sc.t, &c)
+	}
+	return c
 }
 
 // reject applies the hard filters to a move of it to t, in order; "" means it passes.
-func (e *evaluation) reject(it *item, t int, cand *Candidate) Reason {
+func (e *evaluation) reject(it *item, t int, cand *scored) Reason {
 	n := &e.nodes[t]
 	c := &e.p.Constraints
 	switch {
@@ -56,7 +83,7 @@ func (e *evaluation) reject(it *item, t int, cand *Candidate) Reason {
 		return ReasonNodeSelector
 	}
 	for _, ri := range it.rules {
-		if r := e.p.Placement[ri].RequireNodes; r != nil && !r.Matches(n.node.Labels) {
+		if ok := e.requireOK[ri]; ok != nil && !ok[t] {
 			return ReasonNodeSelector
 		}
 	}
@@ -73,10 +100,10 @@ func (e *evaluation) reject(it *item, t int, cand *Candidate) Reason {
 	if r := e.requiredAffinity(it, t); r != "" {
 		return r
 	}
-	if it.maxDowntime > 0 && cand.Cost.Downtime > it.maxDowntime {
+	if it.maxDowntime > 0 && cand.downtime > it.maxDowntime.Seconds() {
 		return ReasonDowntime
 	}
-	if cand.Score < c.MinImprovement || cand.Score <= 0 {
+	if cand.score < c.MinImprovement || cand.score <= 0 {
 		return ReasonGainTooSmall
 	}
 	if c.MaxConcurrentPerNode > 0 && n.inflight >= c.MaxConcurrentPerNode {
@@ -133,16 +160,15 @@ func (e *evaluation) gains(it *item, t int) (g [numObjectives]float64) {
 			g[objConsolidate] = o.Consolidate * cons
 		}
 	}
-	if o.FollowUsers != 0 && len(c.Users) > 0 && s.site != d.site {
-		before := float64(e.userRTT(c, s.site))
-		after := float64(e.userRTT(c, d.site))
+	if o.FollowUsers != 0 && it.userWeight > 0 && s.site != d.site {
+		before, after := it.srcRTT, e.itemRTT(it, d.site)
 		g[objFollow] = o.FollowUsers * (before - after) / (before + float64(10*time.Millisecond))
 	}
 	if o.EvacuateDrained != 0 && s.node.Drained {
 		g[objEvacuate] = o.EvacuateDrained
 	}
 	if len(it.rules) > 0 {
-		g[objPlacement] = e.preference(it, t) - e.preference(it, it.src)
+		g[objPlacement] = e.preference(it, t) - it.srcPref
 	}
 	for i, v := range g {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -165,8 +191,8 @@ func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 		return "predicted downtime " + cand.Cost.Downtime.Round(time.Millisecond).String() +
 			" above " + it.maxDowntime.String()
 	case ReasonGainTooSmall:
-		return fmt.Sprintf("score %.3f (gain %.3f - downtime cost %.3f) below minImprovement %.3f",
-			cand.Score, cand.Gain, cand.Gain-cand.Score, k.MinImprovement)
+		return "score " + f3(cand.Score) + " (gain " + f3(cand.Gain) + " - downtime cost " +
+			f3(cand.Gain-cand.Score) + ") below minImprovement " + f3(k.MinImprovement)
 	case ReasonPingPong:
 		return "it left " + n.node.ID + " less than " + k.PingPongWindow.String() + " ago"
 	case ReasonNodeConcurrent:
@@ -179,6 +205,8 @@ func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 	}
 	return string(cand.Rejected)
 }
+
+func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 
 func formatBytes(b int64) string {
 	return strconv.FormatFloat(float64(b)/GiB, 'f', 2, 64) + "GiB"
