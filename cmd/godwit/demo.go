@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/godwit-io/godwit/internal/dockerd"
+	"github.com/godwit-io/godwit/internal/workload"
+	"github.com/godwit-io/godwit/migrate"
+)
+
+func init() {
+	register("demo", "live-migrate a workload between two local engines and show what it cost", runDemo)
+}
+
+// demoNode is one simulated node of the demo: an engine, its runtime and its endpoint.
+type demoNode struct {
+	name     string
+	engine   *dockerd.Engine
+	rt       *migrate.DockerRuntime
+	endpoint *migrate.Endpoint
+	addr     string
+	state    string
+}
+
+func runDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stderr)
+	mib := fs.Int("mib", 384, "memory of the workload, MiB")
+	compress := fs.Bool("compress", false, "compress the checkpoint stream with zstd")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *mib < 1 || *mib > 16384 {
+		return usagef("--mib must be between 1 and 16384, got %d", *mib)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the demo starts dockerd and CRIU: run it as root (make demo)")
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
+	var nodes []*demoNode
+	defer func() {
+		say("cleaning up: stopping engines and endpoints")
+		for _, n := range nodes {
+			n.endpoint.Close()
+			n.engine.Stop(context.Background())
+		}
+	}()
+	for i, name := range []string{"edge1", "edge2"} {
+		addr := fmt.Sprintf("127.0.0.%d", i+2)
+		say("starting node %s: dockerd (own data-root, socket, containerd) and a transfer endpoint on %s", name, addr)
+		n, err := startDemoNode(ctx, name, addr)
+		if n != nil {
+			nodes = append(nodes, n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	src, dst := nodes[0], nodes[1]
+	cli, err := src.engine.Client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	say("building the workload image (FROM scratch + a static Go program) on %s only", src.name)
+	if err := workload.BuildImage(ctx, cli); err != nil {
+		return err
+	}
+	c, err := cli.ContainerCreate(ctx, &container.Config{
+		Image:  workload.Image,
+		Cmd:    workload.Cmd(*mib),
+		Labels: map[string]string{"godwit.io/managed": "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
+	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "memhog")
+	if err != nil {
+		return err
+	}
+	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		return err
+	}
+	before, err := probeContainer(ctx, src.engine, "memhog")
+	if err != nil {
+		return err
+	}
+	say("workload running on %s: %v", src.name, before)
+	time.Sleep(time.Second) // let it tick, so continuity shows
+
+	m := &migrate.Migrator{Runtime: src.rt, StateDir: src.state}
+	say("migrating memhog %s -> %s (endpoint %s)", src.name, dst.name, dst.addr)
+	lastPct := -1
+	rep, err := m.Migrate(ctx, "memhog", dst.addr, migrate.Options{
+		Compress: *compress,
+		Progress: func(p migrate.Progress) {
+			if p.Total > 0 {
+				pct := int(p.Bytes * 100 / p.Total)
+				if pct/25 != lastPct/25 {
+					say("  %s: %d%% (%d MiB)", p.Phase, pct, p.Bytes>>20)
+					lastPct = pct
+				}
+			}
+		},
+	})
+	if rep != nil {
+		printReport(stdout, rep)
+	}
+	if err != nil {
+		return err
+	}
+	after, err := probeContainer(ctx, dst.engine, "memhog")
+	if err != nil {
+		return err
+	}
+	say("workload on %s now: %v", dst.name, after)
+	ok := after.Seed == before.Seed && after.CRC == before.CRC && after.Ticks >= before.Ticks
+	srcList, _ := cli.ContainerList(ctx, container.ListOptions{All: true})
+	say("state check: seed %s, memory checksum %s, ticks %d -> %d (%s); copies left on %s: %d",
+		same(after.Seed == before.Seed), same(after.CRC == before.CRC), before.Ticks, after.Ticks,
+		map[bool]string{true: "continued", false: "RESET"}[after.Ticks >= before.Ticks], src.name, len(srcList))
+	if !ok || len(srcList) != 0 {
+		return errors.New("state check failed")
+	}
+	say("PASS: the workload moved with its memory, and exactly one copy runs")
+	return nil
+}
+
+func same(b bool) string {
+	if b {
+		return "unchanged"
+	}
+	return "CHANGED"
+}
+
+func startDemoNode(ctx context.Context, name, addr string) (*demoNode, error) {
+	e, err := dockerd.Start(ctx, dockerd.Config{Name: name})
+	if err != nil {
+		return nil, err
+	}
+	cli, err := e.Client()
+	if err != nil {
+		e.Stop(context.Background())
+		return nil, err
+	}
+	n := &demoNode{name: name, engine: e, state: filepath.Join(e.Dir, "godwit")}
+	n.rt, err = migrate.NewDockerRuntime(migrate.DockerConfig{
+		Client: cli, DataRoot: e.DataRoot, RuncRoot: e.RuncRoot(), StateDir: n.state,
+	})
+	if err != nil {
+		e.Stop(context.Background())
+		return nil, err
+	}
+	n.endpoint = migrate.NewEndpoint(n.rt, nil)
+	n.addr, err = n.endpoint.Listen(addr + ":0")
+	if err != nil {
+		e.Stop(context.Background())
+		return nil, err
+	}
+	return n, nil
+}
+
+func probeContainer(ctx context.Context, e *dockerd.Engine, name string) (workload.State, error) {
+	cli, err := e.Client()
+	if err != nil {
+		return workload.State{}, err
+	}
+	defer cli.Close()
+	var last error
+	for i := 0; i < 100; i++ {
+		info, err := cli.ContainerInspect(ctx, name)
+		if err == nil && info.State.Running {
+			st, err := workload.Probe(ctx, info.State.Pid, workload.Port)
+			if err == nil {
+				return st, nil
+			}
+			last = err
+		} else {
+			last = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return workload.State{}, fmt.Errorf("workload %s does not answer: %v", name, last)
+}
+
+// printReport prints a migration report as a table.
+func printReport(w io.Writer, r *migrate.Report) {
+	fmt.Fprintf(w, "\nmigration %s of %s (%d MiB in use)\n", r.ID, r.Workload, r.MemoryBytes>>20)
+	fmt.Fprintf(w, "  %-11s %10s %12s\n", "phase", "seconds", "bytes")
+	for _, p := range r.Phases {
+		fmt.Fprintf(w, "  %-11s %10.3f %12d\n", p.Phase, p.Duration.Seconds(), p.Bytes)
+	}
+	fmt.Fprintf(w, "  downtime (frozen until running on the target): %.3f s\n", r.Downtime.Seconds())
+	fmt.Fprintf(w, "  checkpoint %d MiB, sent %d MiB, image moved %d MiB\n", r.CheckpointBytes>>20, r.WireBytes>>20, r.ImageBytes>>20)
+	fmt.Fprintf(w, "  host during checkpoint: CPU peak %.0f%% mean %.0f%%, memory used peak %d MiB\n",
+		r.CheckpointUsage.CPUPeak*100, r.CheckpointUsage.CPUMean*100, r.CheckpointUsage.MemPeak>>20)
+	fmt.Fprintf(w, "  host during restore:    CPU peak %.0f%% mean %.0f%%, memory used peak %d MiB\n",
+		r.RestoreUsage.CPUPeak*100, r.RestoreUsage.CPUMean*100, r.RestoreUsage.MemPeak>>20)
+	if r.RolledBack {
+		fmt.Fprintln(w, "  ROLLED BACK: the workload runs on the source")
+	}
+	fmt.Fprintln(w)
+}
