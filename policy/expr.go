@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
@@ -89,7 +90,9 @@ func compileExpr(src string, scope Scope) (*vm.Program, error) {
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		// expr's columns are 0-based.
-		return nil, &ExprError{Line: fe.Line, Column: fe.Column + 1, Msg: fe.Message}
+		msg := strings.NewReplacer("type policy.NodeMetrics", "node", "type policy.ContainerMetrics", "container",
+			"policy.NodeMetrics", "node", "policy.ContainerMetrics", "container").Replace(fe.Message)
+		return nil, &ExprError{Line: fe.Line, Column: fe.Column + 1, Msg: msg}
 	}
 	return nil, &ExprError{Msg: err.Error()}
 }

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/godwit-io/godwit/policy"
+)
+
+func init() {
+	register("policy", "check, explain or print the schema of policy files", runPolicy)
+}
+
+func runPolicy(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("usage: godwit policy check FILE... | explain --policy FILE --view FILE [CONTAINER] | schema")
+	}
+	switch args[0] {
+	case "check":
+		return policyCheck(args[1:], stdout, stderr)
+	case "explain":
+		return policyExplain(args[1:], stdout, stderr)
+	case "schema":
+		s, err := policy.Schema()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(s)
+		return err
+	case "apply":
+		return usagef("policy apply needs a running cluster; not available yet")
+	}
+	return usagef("unknown policy subcommand %q: want check, explain or schema", args[0])
+}
+
+// policyCheck validates files offline and prints every error as file:line:col: message.
+// Exit 0 when all are valid, 2 otherwise.
+func policyCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("policy check", stderr)
+	quiet := fs.Bool("q", false, "print nothing for valid files")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("usage: godwit policy check FILE...")
+	}
+	bad := 0
+	for _, name := range fs.Args() {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			fmt.Fprintf(stdout, "%s: %v\n", name, err)
+			bad++
+			continue
+		}
+		p, err := policy.Parse(name, data)
+		if err != nil {
+			fmt.Fprintln(stdout, err)
+			bad++
+			continue
+		}
+		if !*quiet {
+			fmt.Fprintf(stdout, "%s: ok (policy %q, mode %s, %d triggers)\n", name, p.Name, p.Mode, len(p.Triggers))
+		}
+	}
+	if bad > 0 {
+		return usagef("%d of %d files invalid", bad, fs.NArg())
+	}
+	return nil
+}
+
+// explainInput is what `policy explain --view` reads: a cluster snapshot, with an
+// optional ledger and cost model.
+type explainInput struct {
+	policy.ClusterView `yaml:",inline"`
+	Ledger             policy.Ledger     `json:"ledger" yaml:"ledger"`
+	CostModel          *policy.CostModel `json:"costModel,omitempty" yaml:"costModel,omitempty"`
+}
+
+// policyExplain evaluates a policy offline against a snapshot file and shows the plan.
+func policyExplain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("policy explain", stderr)
+	policyFile := fs.String("policy", "", "policy file (required)")
+	viewFile := fs.String("view", "", "cluster snapshot, JSON or YAML (required): nodes, containers, links, siteLinks, ledger")
+	at := fs.String("at", "", "evaluation time, RFC 3339 (default: now)")
+	asJSON := fs.Bool("json", false, "print the plan as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *policyFile == "" || *viewFile == "" {
+		return usagef("usage: godwit policy explain --policy FILE --view FILE [CONTAINER] (the live cluster is not supported yet)")
+	}
+	data, err := os.ReadFile(*policyFile)
+	if err != nil {
+		return err
+	}
+	p, err := policy.Parse(*policyFile, data)
+	if err != nil {
+		return asUsage(err)
+	}
+	in, err := readSnapshot(*viewFile)
+	if err != nil {
+		return asUsage(err)
+	}
+	now := time.Now()
+	if *at != "" {
+		if now, err = time.Parse(time.RFC3339, *at); err != nil {
+			return usagef("--at: %v", err)
+		}
+	}
+	model := policy.DefaultCostModel()
+	if in.CostModel != nil {
+		model = *in.CostModel
+	}
+	plan := policy.Evaluate(in.ClusterView, p, model, in.Ledger, now)
+	if fs.NArg() > 0 {
+		keep := plan.Explanations[:0]
+		for _, x := range plan.Explanations {
+			for _, want := range fs.Args() {
+				if x.Container == want {
+					keep = append(keep, x)
+				}
+			}
+		}
+		plan.Explanations = keep
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(plan)
+	}
+	printPlan(stdout, p, plan)
+	return nil
+}
+
+func readSnapshot(name string) (explainInput, error) {
+	var in explainInput
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return in, err
+	}
+	if strings.EqualFold(filepath.Ext(name), ".json") {
+		err = json.Unmarshal(data, &in)
+	} else {
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		dec.KnownFields(true)
+		err = dec.Decode(&in)
+	}
+	if err != nil {
+		return in, fmt.Errorf("%s: %w", name, err)
+	}
+	return in, nil
+}
+
+func printPlan(w io.Writer, p *policy.Policy, plan policy.Plan) {
+	fmt.Fprintf(w, "policy %q, mode %s, at %s\n", p.Name, plan.Mode, plan.At.Format(time.RFC3339))
+	if plan.Mode == policy.ModeRecommend && len(plan.Decisions) > 0 {
+		fmt.Fprintln(w, "recommend mode: these moves are advice, nothing is carried out")
+	}
+	fmt.Fprintf(w, "\n%d moves:\n", len(plan.Decisions))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, d := range plan.Decisions {
+		fmt.Fprintf(tw, "  %s\t%s -> %s\tscore %.3f\tdowntime %s\t%s\n", d.Container, d.From, d.To, d.Score,
+			d.Cost.Downtime.Round(time.Millisecond), strings.Join(d.Triggers, ","))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\ncontainers:")
+	for _, x := range plan.Explanations {
+		fmt.Fprintf(w, "  %s on %s: %s", x.Container, x.Node, x.Reason)
+		if x.Detail != "" {
+			fmt.Fprintf(w, " (%s)", x.Detail)
+		}
+		fmt.Fprintln(w)
+		for _, c := range x.Candidates {
+			verdict := "ok"
+			if c.Rejected != "" {
+				verdict = string(c.Rejected) + ": " + c.Detail
+			}
+			fmt.Fprintf(w, "      -> %-12s score %7.3f  downtime %-8s %s\n", c.Node, c.Score,
+				c.Cost.Downtime.Round(time.Millisecond), verdict)
+		}
+	}
+	for _, pr := range plan.Problems {
+		fmt.Fprintf(w, "problem: %s\n", pr)
+	}
+}
