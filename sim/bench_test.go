@@ -85,3 +85,17 @@ func BenchmarkLargeScenario(b *testing.B) {
 	}
 	benchRun(b, sc)
 }
+
+// BenchmarkDefaultScenarioNoMigration is the simulator's own cost: the default scenario
+// with the planner that never moves anything.
+func BenchmarkDefaultScenarioNoMigration(b *testing.B) {
+	sc, err := DefaultScenario()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := RunPlanner(sc, Config{Model: policy.DefaultCostModel()}, NoMigration{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -18,7 +20,8 @@ type Config struct {
 	Policy *policy.Policy
 	// Model is the cost model the planners and the simulated migrations use.
 	Model policy.CostModel
-	// LoadPolicy loads the policy file of a policyChange event. Nil: such events fail the run.
+	// LoadPolicy loads the policy file of a policyChange event. Nil: read the file
+	// (relative to the scenario's directory) and parse it with policy.Parse.
 	LoadPolicy func(path string) (*policy.Policy, error)
 	// KeepNodeSeries keeps each node's utilisation at each sample (for the report's
 	// per-node plot and nodes CSV). It costs nodes x samples float32s.
@@ -521,16 +524,28 @@ func (w *world) scenarioEvent(e *Event) error {
 		if !ok {
 			return nil // baselines have no policy
 		}
-		if w.cfg.LoadPolicy == nil {
-			return fmt.Errorf("sim: %s: policy change at %v: no policy loader", e.pos.Path, e.At)
+		load := w.cfg.LoadPolicy
+		if load == nil {
+			load = w.loadPolicy
 		}
-		pol, err := w.cfg.LoadPolicy(e.PolicyFile)
+		pol, err := load(e.PolicyFile)
 		if err != nil {
 			return fmt.Errorf("sim: policy change at %v: %w", e.At, err)
 		}
 		pp.SetPolicy(pol)
 	}
 	return nil
+}
+
+func (w *world) loadPolicy(path string) (*policy.Policy, error) {
+	if !filepath.IsAbs(path) && w.sc.File != "" {
+		path = filepath.Join(filepath.Dir(w.sc.File), path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return policy.Parse(path, data)
 }
 
 // restart cold-starts the containers of failed node ni elsewhere, if it is still down.

@@ -302,3 +302,26 @@ func TestRunUnknownArm(t *testing.T) {
 		t.Errorf("err = %v, want ErrUnknownArm", err)
 	}
 }
+
+func TestPolicyChangeEvent(t *testing.T) {
+	sc := loadSmall(t)
+	sc.Events = append(sc.Events, Event{At: 2 * time.Hour, Type: EventPolicyChange, PolicyFile: "off.yaml"})
+	res, err := RunPlanner(sc, Config{Policy: SimPolicy(), Model: policy.DefaultCostModel()}, &PolicyPlanner{Policy: SimPolicy(), Model: policy.DefaultCostModel()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before int
+	for _, m := range res.Migrations {
+		if m.Start > 2*time.Hour {
+			t.Errorf("%s started at %v, after the switch to a policy with mode off", m.ID, m.Start)
+		}
+		before++
+	}
+	if before == 0 {
+		t.Error("no migration before the switch: the test proves nothing")
+	}
+	sc.Events[len(sc.Events)-1].PolicyFile = "missing.yaml"
+	if _, err := RunPlanner(sc, Config{Model: policy.DefaultCostModel()}, &PolicyPlanner{Policy: SimPolicy(), Model: policy.DefaultCostModel()}); err == nil {
+		t.Error("a missing policy file did not fail the run")
+	}
+}

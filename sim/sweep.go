@@ -41,7 +41,8 @@ spec:
       when: node.drained
     - name: far-users
       scope: container
-      when: container.userRTT > 10
+      when: container.userRTT > 15
+      until: container.userRTT < 8
       for: 5m
 `
 
@@ -68,13 +69,13 @@ func ParseParam(s string) (Param, error) {
 }
 
 // DefaultSweepParams is the grid `godwit sim sweep` explores when given none: the overload
-// threshold, cooldown, minimum improvement and maximum downtime.
+// threshold, cooldown, minimum improvement and maximum downtime (24 points).
 func DefaultSweepParams() []Param {
 	return []Param{
-		{Path: "spec.objectives.overloadThreshold", Values: []string{"0.75", "0.85", "0.95"}},
+		{Path: "spec.objectives.overloadThreshold", Values: []string{"0.75", "0.9"}},
 		{Path: "spec.constraints.cooldown", Values: []string{"5m", "15m", "1h"}},
-		{Path: "spec.constraints.minImprovement", Values: []string{"0.02", "0.05", "0.2"}},
-		{Path: "spec.constraints.maxDowntime", Values: []string{"2s", "5s", "15s"}},
+		{Path: "spec.constraints.minImprovement", Values: []string{"0.02", "0.1"}},
+		{Path: "spec.constraints.maxDowntime", Values: []string{"3s", "10s"}},
 	}
 }
 

@@ -116,13 +116,6 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := sim.Config{
 		Policy: pol, Model: policy.DefaultCostModel(), KeepNodeSeries: len(sc.Nodes) <= 200,
-		LoadPolicy: func(path string) (*policy.Policy, error) {
-			if !filepath.IsAbs(path) && sc.File != "" {
-				path = filepath.Join(filepath.Dir(sc.File), path)
-			}
-			p, _, err := loadPolicyFile(path)
-			return p, err
-		},
 	}
 	results, err := sim.Run(sc, cfg, strings.Split(*arms, ","))
 	if errors.Is(err, sim.ErrUnknownArm) {
