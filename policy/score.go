@@ -18,6 +18,10 @@ const (
 	numObjectives
 )
 
+// pinGain is the gain of moving a container to the node its godwit.io/pin label names:
+// as much as evacuating a drained node, so that only hard constraints stop it.
+const pinGain = 1.0
+
 var objectiveNames = [numObjectives]Objective{
 	ObjectiveRelieveOverload, ObjectiveBalanceLoad, ObjectiveFollowUsers,
 	ObjectiveEvacuateDrained, ObjectiveConsolidate, ObjectivePlacement,
@@ -133,7 +137,8 @@ func (e *evaluation) fits(c *Container, n *nodeState) bool {
 //   - followUsers: the relative drop in the users' weighted RTT, (before-after)/(before+10ms);
 //   - evacuateDrained: 1 when leaving a drained node;
 //   - consolidate: the opposite of balanceLoad, plus 0.1 when the move empties the source;
-//   - placement: preferred node labels and preferred (anti-)affinity, target minus source.
+//   - placement: preferred node labels and preferred (anti-)affinity, target minus source;
+//     pinGain for moving a container to the node it is pinned to.
 func (e *evaluation) gains(it *item, t int) (g [numObjectives]float64) {
 	o := &e.p.Objectives
 	s, d := &e.nodes[it.src], &e.nodes[t]
@@ -169,6 +174,9 @@ func (e *evaluation) gains(it *item, t int) (g [numObjectives]float64) {
 	}
 	if len(it.rules) > 0 {
 		g[objPlacement] = e.preference(it, t) - it.srcPref
+	}
+	if it.pin >= 0 && t == it.pin {
+		g[objPlacement] += pinGain // a container pinned elsewhere goes home
 	}
 	for i, v := range g {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
