@@ -1,0 +1,491 @@
+// Package calibrate runs godwit's calibration benchmark, the experiment of arXiv 2307.12113
+// (issue 2): a memory-filling workload at several sizes is live-migrated between two real
+// Docker engines on this machine by godwit's migrator, and, for comparison, checkpointed and
+// restored by plain `docker checkpoint create` + `docker start --checkpoint`. It writes one
+// CSV row per run, a fitted line per phase (ordinary least squares with R^2, and the robust
+// fit the cost model uses), and a policy.CostModel fitted from godwit's own runs, which can
+// seed the cluster's model.
+//
+// It needs root, dockerd and a working CRIU, and (through internal/workload) the Go
+// toolchain and the godwit source tree to build the workload image.
+package calibrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/checkpoint"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/godwit-io/godwit/internal/dockerd"
+	"github.com/godwit-io/godwit/internal/workload"
+	"github.com/godwit-io/godwit/migrate"
+	"github.com/godwit-io/godwit/policy"
+)
+
+// DefaultSizes are the workload sizes of the study, MiB.
+var DefaultSizes = []int{64, 256, 512, 1024, 2048}
+
+// DefaultRepeats is how often each size runs per method.
+const DefaultRepeats = 3
+
+// Methods measured.
+const (
+	MethodGodwit = "godwit"
+	MethodDocker = "docker"
+)
+
+// Phase names of the fitted lines (the y of each line; x is the workload size in GiB).
+const (
+	PhaseCheckpoint    = "checkpoint_s"
+	PhaseCheckpointGiB = "checkpoint_gib"
+	PhaseTransfer      = "transfer_s"
+	PhaseRestore       = "restore_s"
+	PhaseDowntime      = "downtime_s"
+)
+
+// Phases lists the phases in print order.
+var Phases = []string{PhaseCheckpoint, PhaseCheckpointGiB, PhaseTransfer, PhaseRestore, PhaseDowntime}
+
+// ErrNotRoot is returned when the benchmark is not run as root.
+var ErrNotRoot = errors.New("calibrate: needs root (it starts dockerd engines and checkpoints containers with CRIU); run it with sudo or as root")
+
+// Config is one calibration run.
+type Config struct {
+	// Sizes are the workload sizes, MiB. Default DefaultSizes.
+	Sizes []int
+	// Repeats per size and method. Default DefaultRepeats.
+	Repeats int
+	// Docker also measures plain `docker checkpoint create` + `docker start --checkpoint` on
+	// the same engine. DefaultConfig sets it; the zero Config measures godwit only.
+	Docker bool
+	// Out, when set, is the directory calibration.csv, calibration.json and costmodel.json
+	// are written to (created if missing).
+	Out string
+	// Log receives progress lines. Default io.Discard.
+	Log io.Writer
+	// ProbeTimeout bounds each wait for a workload to answer. Default 3 minutes.
+	ProbeTimeout time.Duration
+}
+
+// DefaultConfig is the study's experiment: all default sizes, three repeats, plain Docker
+// measured too.
+func DefaultConfig() Config {
+	return Config{Sizes: slices.Clone(DefaultSizes), Repeats: DefaultRepeats, Docker: true}
+}
+
+// Sample is one measured run. Times are seconds. For plain Docker, transfer is 0 (it has no
+// transfer: same engine) and downtime runs from the checkpoint request until
+// `docker start --checkpoint` returned.
+type Sample struct {
+	Method          string  `json:"method"`
+	SizeMiB         int     `json:"sizeMiB"`
+	Repeat          int     `json:"repeat"`
+	CheckpointS     float64 `json:"checkpointS"`
+	CheckpointBytes int64   `json:"checkpointBytes"`
+	TransferS       float64 `json:"transferS"`
+	RestoreS        float64 `json:"restoreS"`
+	DowntimeS       float64 `json:"downtimeS"`
+	// CPUPeak is the host's peak busy fraction of all cores (0..1) during checkpoint and
+	// restore; MemPeakBytes the host's peak memory in use (both engines share the host).
+	CPUPeak      float64 `json:"cpuPeak"`
+	MemPeakBytes int64   `json:"memPeakBytes"`
+	// MemoryBytes is the container's memory in use as godwit's runtime measured it before
+	// the migration (what the cost model is fitted against); 0 for plain Docker.
+	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+	// Err is why the run failed; failed runs are left out of all fits.
+	Err string `json:"error,omitempty"`
+}
+
+// OK reports whether the run succeeded.
+func (r Sample) OK() bool { return r.Err == "" }
+
+// PhaseFit is one phase's line against the workload size in GiB.
+type PhaseFit struct {
+	OLS OLSLine `json:"ols"`
+	// Robust is policy.FitLine's Huber fit, the one the cost model uses.
+	Robust policy.Linear `json:"robust"`
+}
+
+// SizeSummary is the mean of each method's successful runs at one size.
+type SizeSummary struct {
+	SizeMiB           int     `json:"sizeMiB"`
+	GodwitRuns        int     `json:"godwitRuns"`
+	GodwitCheckpointS float64 `json:"godwitCheckpointS"`
+	GodwitTransferS   float64 `json:"godwitTransferS"`
+	GodwitRestoreS    float64 `json:"godwitRestoreS"`
+	GodwitDowntimeS   float64 `json:"godwitDowntimeS"`
+	DockerRuns        int     `json:"dockerRuns"`
+	DockerCheckpointS float64 `json:"dockerCheckpointS"`
+	DockerRestoreS    float64 `json:"dockerRestoreS"`
+	// DockerTotalS is plain Docker's checkpoint + restore time (its downtime).
+	DockerTotalS float64 `json:"dockerTotalS"`
+	// Ratio is DockerTotalS / GodwitDowntimeS: how many times longer plain Docker keeps the
+	// workload down (0 when either was not measured).
+	Ratio float64 `json:"ratio"`
+}
+
+// Result is a whole calibration.
+type Result struct {
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration"`
+	Sizes    []int         `json:"sizesMiB"`
+	Repeats  int           `json:"repeats"`
+	Docker   bool          `json:"docker"`
+	Runs     []Sample      `json:"runs"`
+	Failures int           `json:"failures"`
+	// Fits maps method, then phase, to its lines (x = workload size, GiB).
+	Fits    map[string]map[string]PhaseFit `json:"fits"`
+	Summary []SizeSummary                  `json:"summary"`
+	// Model is policy.Fit over godwit's runs from policy.DefaultCostModel() (x = memory in
+	// use, GiB; transfer settings kept from the default: loopback says nothing about links).
+	Model policy.CostModel `json:"costModel"`
+}
+
+// node is one simulated node of the benchmark.
+type node struct {
+	engine   *dockerd.Engine
+	cli      *client.Client
+	endpoint *migrate.Endpoint
+	addr     string
+	migrator *migrate.Migrator
+}
+
+func startNode(ctx context.Context, name, ip string) (*node, error) {
+	e, err := dockerd.Start(ctx, dockerd.Config{Name: name})
+	if err != nil {
+		return nil, err
+	}
+	n := &node{engine: e}
+	cli, err := e.Client()
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	n.cli = cli
+	state := filepath.Join(e.Dir, "godwit")
+	rt, err := migrate.NewDockerRuntime(migrate.DockerConfig{
+		Client: cli, DataRoot: e.DataRoot, RuncRoot: e.RuncRoot(), StateDir: state,
+		VerifyTimeout: time.Minute,
+	})
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	n.endpoint = migrate.NewEndpoint(rt, nil)
+	n.addr, err = n.endpoint.Listen(ip + ":0")
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	n.migrator = &migrate.Migrator{Runtime: rt, StateDir: state}
+	return n, nil
+}
+
+// close stops everything the node started; safe on a partly started node.
+func (n *node) close() {
+	if n == nil {
+		return
+	}
+	if n.endpoint != nil {
+		n.endpoint.Close()
+	}
+	if n.cli != nil {
+		n.cli.Close()
+	}
+	if n.engine != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		_ = n.engine.Stop(ctx)
+		cancel()
+	}
+}
+
+type bench struct {
+	cfg    Config
+	n1, n2 *node
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.cfg.Log, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// Run runs the calibration. Failed runs are recorded and the benchmark goes on; the result
+// and files are written either way, and the error then says how many runs failed.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if len(cfg.Sizes) == 0 {
+		cfg.Sizes = slices.Clone(DefaultSizes)
+	}
+	for _, s := range cfg.Sizes {
+		if s <= 0 {
+			return nil, fmt.Errorf("calibrate: size %d MiB is not positive", s)
+		}
+	}
+	if cfg.Repeats <= 0 {
+		cfg.Repeats = DefaultRepeats
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 3 * time.Minute
+	}
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	if cfg.Out != "" {
+		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+			return nil, fmt.Errorf("calibrate: %w", err)
+		}
+	}
+	res := &Result{Started: time.Now(), Sizes: cfg.Sizes, Repeats: cfg.Repeats, Docker: cfg.Docker}
+	b := &bench{cfg: cfg}
+	b.logf("starting engines cal1 and cal2")
+	var err error
+	if b.n1, err = startNode(ctx, "cal1", "127.0.0.2"); err != nil {
+		return nil, fmt.Errorf("calibrate: node cal1: %w", err)
+	}
+	defer b.n1.close()
+	if b.n2, err = startNode(ctx, "cal2", "127.0.0.3"); err != nil {
+		return nil, fmt.Errorf("calibrate: node cal2: %w", err)
+	}
+	defer b.n2.close()
+	defer b.logf("stopping engines")
+	b.logf("building the workload image on both engines")
+	for _, n := range []*node{b.n1, b.n2} {
+		if err := workload.BuildImage(ctx, n.cli); err != nil {
+			return nil, fmt.Errorf("calibrate: %w (building the workload needs the Go toolchain and the godwit source tree: run from the repository)", err)
+		}
+	}
+
+	total := len(cfg.Sizes) * cfg.Repeats
+	if cfg.Docker {
+		total *= 2
+	}
+	done := 0
+	for _, mib := range cfg.Sizes {
+		for rep := 1; rep <= cfg.Repeats; rep++ {
+			methods := []string{MethodGodwit}
+			if cfg.Docker {
+				methods = append(methods, MethodDocker)
+			}
+			for _, m := range methods {
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("calibrate: interrupted after %d of %d runs: %w", done, total, err)
+				}
+				var r Sample
+				var err error
+				if m == MethodGodwit {
+					r, err = b.godwitRun(ctx, mib, rep)
+				} else {
+					r, err = b.dockerRun(ctx, mib, rep)
+				}
+				done++
+				if err != nil {
+					r.Err = err.Error()
+					res.Failures++
+					b.logf("[%d/%d] %s %d MiB #%d FAILED: %v", done, total, m, mib, rep, err)
+				} else {
+					b.logf("[%d/%d] %s %d MiB #%d: checkpoint %.2fs (%d MiB) transfer %.2fs restore %.2fs downtime %.2fs",
+						done, total, m, mib, rep, r.CheckpointS, r.CheckpointBytes>>20, r.TransferS, r.RestoreS, r.DowntimeS)
+				}
+				res.Runs = append(res.Runs, r)
+			}
+		}
+	}
+	res.Duration = time.Since(res.Started)
+	res.analyse()
+	if cfg.Out != "" {
+		if err := res.WriteFiles(cfg.Out); err != nil {
+			return res, err
+		}
+		b.logf("wrote %s", cfg.Out)
+	}
+	if res.Failures > 0 {
+		return res, fmt.Errorf("calibrate: %d of %d runs failed (see the error column of calibration.csv)", res.Failures, len(res.Runs))
+	}
+	return res, nil
+}
+
+// godwitRun live-migrates a fresh workload of mib MiB from cal1 to cal2 and checks that its
+// state survived.
+func (b *bench) godwitRun(ctx context.Context, mib, rep int) (Sample, error) {
+	r := Sample{Method: MethodGodwit, SizeMiB: mib, Repeat: rep}
+	name := fmt.Sprintf("cal-godwit-%d-%d", mib, rep)
+	defer removeQuiet(b.n1.cli, name)
+	defer removeQuiet(b.n2.cli, name)
+	if _, err := runWorkload(ctx, b.n1.cli, name, mib, container.RestartPolicy{Name: "unless-stopped"}); err != nil {
+		return r, err
+	}
+	before, err := waitState(ctx, b.n1.cli, name, b.cfg.ProbeTimeout)
+	if err != nil {
+		return r, err
+	}
+	rep2, err := b.n1.migrator.Migrate(ctx, name, b.n2.addr, migrate.Options{})
+	if err != nil {
+		return r, fmt.Errorf("migrate: %w", err)
+	}
+	after, err := waitState(ctx, b.n2.cli, name, b.cfg.ProbeTimeout)
+	if err != nil {
+		return r, fmt.Errorf("after migration: %w", err)
+	}
+	if err := sameState(before, after); err != nil {
+		return r, err
+	}
+	r.CheckpointS = rep2.Phase(migrate.PhaseCheckpoint).Seconds()
+	r.CheckpointBytes = rep2.CheckpointBytes
+	r.TransferS = rep2.Phase(migrate.PhaseTransfer).Seconds()
+	r.RestoreS = rep2.Phase(migrate.PhaseRestore).Seconds()
+	r.DowntimeS = rep2.Downtime.Seconds()
+	r.CPUPeak = max(rep2.CheckpointUsage.CPUPeak, rep2.RestoreUsage.CPUPeak)
+	r.MemPeakBytes = max(rep2.CheckpointUsage.MemPeak, rep2.RestoreUsage.MemPeak)
+	r.MemoryBytes = rep2.MemoryBytes
+	return r, nil
+}
+
+// dockerRun checkpoints a fresh workload of mib MiB with plain Docker and restores it on the
+// same engine, checking that its state survived.
+func (b *bench) dockerRun(ctx context.Context, mib, rep int) (Sample, error) {
+	r := Sample{Method: MethodDocker, SizeMiB: mib, Repeat: rep}
+	name := fmt.Sprintf("cal-docker-%d-%d", mib, rep)
+	cli := b.n1.cli
+	defer removeQuiet(cli, name)
+	id, err := runWorkload(ctx, cli, name, mib, container.RestartPolicy{})
+	if err != nil {
+		return r, err
+	}
+	before, err := waitState(ctx, cli, name, b.cfg.ProbeTimeout)
+	if err != nil {
+		return r, err
+	}
+	s := startSampler(50 * time.Millisecond)
+	frozen := time.Now()
+	err = cli.CheckpointCreate(ctx, id, checkpoint.CreateOptions{CheckpointID: "c1", Exit: true})
+	r.CheckpointS = time.Since(frozen).Seconds()
+	if err != nil {
+		s.Stop()
+		return r, fmt.Errorf("docker checkpoint create: %w", err)
+	}
+	// Exit: true stops the container; Docker must see it stopped before it can start it.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	waitC, errC := cli.ContainerWait(wctx, id, container.WaitConditionNotRunning)
+	select {
+	case <-waitC:
+	case err = <-errC:
+	}
+	cancel()
+	if err != nil {
+		s.Stop()
+		return r, fmt.Errorf("waiting for the checkpointed container to stop: %w", err)
+	}
+	r.CheckpointBytes = dirSize(filepath.Join(b.n1.engine.DataRoot, "containers", id, "checkpoints", "c1"))
+	t := time.Now()
+	err = cli.ContainerStart(ctx, id, container.StartOptions{CheckpointID: "c1"})
+	r.RestoreS = time.Since(t).Seconds()
+	r.DowntimeS = time.Since(frozen).Seconds()
+	p := s.Stop()
+	r.CPUPeak, r.MemPeakBytes = p.cpu, p.mem
+	if err != nil {
+		return r, fmt.Errorf("docker start --checkpoint: %w", err)
+	}
+	after, err := waitState(ctx, cli, name, b.cfg.ProbeTimeout)
+	if err != nil {
+		return r, fmt.Errorf("after restore: %w", err)
+	}
+	if err := sameState(before, after); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// runWorkload creates and starts memhog of mib MiB, with no network and the probe-port label
+// godwit's verify step uses.
+func runWorkload(ctx context.Context, cli *client.Client, name string, mib int, restart container.RestartPolicy) (string, error) {
+	removeQuiet(cli, name) // a leftover of an interrupted run
+	c, err := cli.ContainerCreate(ctx, &container.Config{
+		Image: workload.Image,
+		Cmd:   workload.Cmd(mib),
+		Labels: map[string]string{
+			"godwit.io/managed":    "true",
+			migrate.LabelProbePort: strconv.Itoa(workload.Port),
+		},
+	}, &container.HostConfig{NetworkMode: "none", RestartPolicy: restart}, nil, nil, name)
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", name, err)
+	}
+	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	return c.ID, nil
+}
+
+// waitState probes the workload until it answers.
+func waitState(ctx context.Context, cli *client.Client, name string, timeout time.Duration) (workload.State, error) {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		info, err := cli.ContainerInspect(ctx, name)
+		switch {
+		case err != nil:
+			last = err
+		case info.State == nil || !info.State.Running:
+			last = fmt.Errorf("container %s is not running", name)
+		default:
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			st, err := workload.Probe(pctx, info.State.Pid, workload.Port)
+			cancel()
+			if err == nil {
+				return st, nil
+			}
+			last = err
+		}
+		if time.Now().After(deadline) {
+			return workload.State{}, fmt.Errorf("workload %s does not answer after %s: %v", name, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return workload.State{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// sameState checks that after is before's process continued: same seed and memory
+// checksum, ticks not reset.
+func sameState(before, after workload.State) error {
+	if after.Seed != before.Seed || after.CRC != before.CRC || after.MiB != before.MiB {
+		return fmt.Errorf("state lost: before %v, after %v", before, after)
+	}
+	if after.Ticks < before.Ticks {
+		return fmt.Errorf("tick count went back: before %v, after %v", before, after)
+	}
+	return nil
+}
+
+// removeQuiet force-removes a container, ignoring errors (not found is the usual one;
+// Engine.Stop removes whatever is left at the end).
+func removeQuiet(cli *client.Client, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
