@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/godwit-io/godwit/internal/dockerd"
 	"github.com/godwit-io/godwit/internal/testenv"
 	"github.com/godwit-io/godwit/internal/workload"
@@ -260,6 +261,90 @@ func TestDockerMigration(t *testing.T) {
 		sameWorkload(t, before, n1.state(t, "w256"))
 		if _, all := n2.containers(t); all != 0 {
 			t.Fatalf("target kept %d containers", all)
+		}
+	})
+
+	t.Run("local named volume travels with the checkpoint", func(t *testing.T) {
+		if _, err := cli1.VolumeCreate(ctx, volume.CreateOptions{Name: "godwit-data"}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := cli1.VolumeInspect(ctx, "godwit-data")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(v.Mountpoint, "note.txt"), []byte("kept\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(16),
+			Labels: map[string]string{migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+			&container.HostConfig{NetworkMode: "none", Binds: []string{"godwit-data:/data"}}, nil, nil, "wvol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		before := n1.state(t, "wvol")
+		if _, err := n1.migrator.Migrate(ctx, "wvol", n2.endpoint, migrate.Options{}); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		sameWorkload(t, before, n2.state(t, "wvol"))
+		cli2, _ := n2.engine.Client()
+		defer cli2.Close()
+		v2, err := cli2.VolumeInspect(ctx, "godwit-data")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(v2.Mountpoint, "note.txt"))
+		if err != nil || string(b) != "kept\n" {
+			t.Fatalf("volume contents on target: %q, %v", b, err)
+		}
+		cli2.ContainerRemove(ctx, "wvol", container.RemoveOptions{Force: true})
+	})
+
+	t.Run("bind mount missing on target: refused before freezing", func(t *testing.T) {
+		dir := t.TempDir()
+		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(16),
+			Labels: map[string]string{migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+			&container.HostConfig{NetworkMode: "none", Binds: []string{dir + ":/data:ro"}}, nil, nil, "wbind")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		before := n1.state(t, "wbind")
+		// Both nodes share this host's filesystem: removing the directory is how the path
+		// comes to be missing "on the target".
+		os.RemoveAll(dir)
+		_, err = n1.migrator.Migrate(ctx, "wbind", n2.endpoint, migrate.Options{})
+		if !errors.Is(err, migrate.ErrPreflight) || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("err = %v, want ErrPreflight naming %s", err, dir)
+		}
+		t.Logf("refused: %v", err)
+		sameWorkload(t, before, n1.state(t, "wbind"))
+		cli1.ContainerRemove(ctx, "wbind", container.RemoveOptions{Force: true})
+	})
+
+	t.Run("repeating a step with the same migration ID is harmless", func(t *testing.T) {
+		spec, err := n1.rt.Inspect(ctx, "w256")
+		if err != nil {
+			t.Skip("w256 not on the source: an earlier subtest failed")
+		}
+		spec.Name = "w256-copy"
+		p1, err := n2.rt.Prepare(ctx, "m-repeat", spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, err := n2.rt.Prepare(ctx, "m-repeat", spec)
+		if err != nil || p2.ID != p1.ID {
+			t.Fatalf("second Prepare: %v, %v (want %v)", p2, err, p1)
+		}
+		if err := n2.rt.Remove(ctx, p1.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := n2.rt.Remove(ctx, p1.ID); err != nil {
+			t.Fatalf("removing twice: %v", err)
 		}
 	})
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 
 	"fmt"
 	"io"
@@ -150,7 +151,11 @@ func (m *Migrator) Migrate(ctx context.Context, id, target string, opts Options)
 		return fail(err)
 	}
 	if _, err := c.call(ctx, request{Op: "preflight", Spec: spec}, nil); err != nil {
-		return fail(fmt.Errorf("%w: %w", ErrPreflight, err))
+		if !errors.Is(err, ErrPreflight) && !errors.Is(err, ErrNotCheckpointable) {
+			// The target could not be asked at all (down, unreachable): still pre-flight.
+			err = fmt.Errorf("%w: %w", ErrPreflight, err)
+		}
+		return fail(err)
 	}
 	rep.add(PhasePreflight, time.Since(t), 0)
 
