@@ -136,6 +136,9 @@ func (r *CRIURuntime) Name() string { return CRIURuntimeName }
 type procIdentity struct {
 	PID       int    `json:"pid"`
 	StartTime uint64 `json:"startTime"`
+	// StagedID, in the record of a dump, is the staged ID the process was known by, so a
+	// Resume can point that ID at the resumed process.
+	StagedID string `json:"stagedID,omitempty"`
 }
 
 func procIdentityOf(pid int) (procIdentity, bool) {
@@ -177,7 +180,7 @@ func (r *CRIURuntime) restoredIdentity(migrationID string) (procIdentity, error)
 	if err := criuValidMigrationID(migrationID); err != nil {
 		return procIdentity{}, err
 	}
-	return readProcIdentity(filepath.Join(r.stagingDir(migrationID), "checkpoint", criuRestoredName))
+	return readProcIdentity(filepath.Join(r.stagingDir(migrationID), criuRestoredName))
 }
 
 func readProcIdentity(path string) (procIdentity, error) {
@@ -495,11 +498,23 @@ func (r *CRIURuntime) Checkpoint(ctx context.Context, id, dir string) error {
 	}
 	// Remember what was dumped: Remove of this ID later must not kill a restored copy that
 	// got the same PID on this node.
+	ident.StagedID = r.stagedIDOf(ident)
 	if err := criuWriteJSON(r.dumpedRecord(pid), ident); err != nil {
 		return fmt.Errorf("migrate: recording dump of %d: %w", pid, err)
 	}
 	waitProcessGone(ident, 5*time.Second)
 	return nil
+}
+
+// stagedIDOf returns the staged ID whose restore created the process ident, or "".
+func (r *CRIURuntime) stagedIDOf(ident procIdentity) string {
+	recs, _ := filepath.Glob(filepath.Join(r.cfg.WorkDir, "staged", "*", criuRestoredName))
+	for _, rec := range recs {
+		if got, err := readProcIdentity(rec); err == nil && got.PID == ident.PID && got.StartTime == ident.StartTime {
+			return criuStagedPrefix + filepath.Base(filepath.Dir(rec))
+		}
+	}
+	return ""
 }
 
 func (r *CRIURuntime) dumpedRecord(pid int) string {
@@ -525,11 +540,10 @@ func (r *CRIURuntime) lock(key string) func() {
 	return mu.Unlock
 }
 
-// restoreFrom restores the images in dir, records the restored process in dir and returns
-// it. When dir already records a running restored process, it returns that one instead.
-func (r *CRIURuntime) restoreFrom(ctx context.Context, dir string) (procIdentity, error) {
-	defer r.lock(dir)()
-	rec := filepath.Join(dir, criuRestoredName)
+// restoreFrom restores the images in dir, records the restored process in the file rec and
+// returns it. When rec already names a running process, it returns that one instead.
+func (r *CRIURuntime) restoreFrom(ctx context.Context, dir, rec string) (procIdentity, error) {
+	defer r.lock(rec)()
 	if prev, err := readProcIdentity(rec); err == nil && prev.alive() {
 		return prev, nil
 	}
@@ -574,14 +588,19 @@ func reapRestored(pid int) {
 	}
 }
 
-// Restore implements Runtime: it restores the images in p.CheckpointDir; the restored root
-// PID is recorded there, and p.ID names it for Verify and Remove. Repeating it while the
-// restored process runs does nothing.
+// Restore implements Runtime: it restores the images in p.CheckpointDir. The restored root
+// PID is recorded in the staging directory, outside the checkpoint directory (which may be
+// dropped once the migration is done), so p.ID keeps naming the process for Inspect,
+// Verify, Checkpoint and Remove. Repeating it while the restored process runs does nothing.
 func (r *CRIURuntime) Restore(ctx context.Context, p Prepared) error {
-	if _, ok := strings.CutPrefix(p.ID, criuStagedPrefix); !ok {
+	mid, ok := strings.CutPrefix(p.ID, criuStagedPrefix)
+	if !ok {
 		return fmt.Errorf("migrate: %q is not a workload prepared by the criu runtime", p.ID)
 	}
-	_, err := r.restoreFrom(ctx, p.CheckpointDir)
+	if err := criuValidMigrationID(mid); err != nil {
+		return err
+	}
+	_, err := r.restoreFrom(ctx, p.CheckpointDir, filepath.Join(r.stagingDir(mid), criuRestoredName))
 	return err
 }
 
@@ -592,16 +611,26 @@ func (r *CRIURuntime) Resume(ctx context.Context, spec *Spec, dir string) error 
 	if err != nil {
 		return fmt.Errorf("migrate: resume: spec ID %q is not a PID", spec.ID)
 	}
-	if _, err := readProcIdentity(r.dumpedRecord(pid)); errors.Is(err, ErrNotFound) {
+	dumped, err := readProcIdentity(r.dumpedRecord(pid))
+	if errors.Is(err, ErrNotFound) {
 		if _, ok := procIdentityOf(pid); ok {
 			// No dump of it completed: CRIU thawed the tree when the dump failed, so it
 			// never stopped and there is nothing to restore.
 			return nil
 		}
 	}
-	ident, err := r.restoreFrom(ctx, dir)
+	ident, err := r.restoreFrom(ctx, dir, filepath.Join(dir, criuRestoredName))
 	if err != nil {
 		return err
+	}
+	if mid, ok := strings.CutPrefix(dumped.StagedID, criuStagedPrefix); ok && pid == ident.PID {
+		// The workload was known by a staged ID (it had migrated here): that ID names the
+		// resumed process now.
+		if err := criuValidMigrationID(mid); err == nil {
+			if err := criuWriteJSON(filepath.Join(r.stagingDir(mid), criuRestoredName), procIdentity{PID: ident.PID, StartTime: ident.StartTime}); err != nil {
+				return err
+			}
+		}
 	}
 	if pid == ident.PID {
 		// spec.ID is again the live workload, not a dumped one.

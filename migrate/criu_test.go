@@ -61,6 +61,12 @@ func startMemhog(t *testing.T, mib int, ip string) *memhogProc {
 		// the PID.
 		_ = cmd.Process.Kill()
 		<-exited
+		// A restored copy (our child, rst_sibling) the test did not remove, e.g. after a
+		// failure: kill it too. Only our own children, so never a stranger reusing the PID.
+		if st, err := readProcStat(m.pid); err == nil && st.ppid == os.Getpid() && st.state != 'Z' {
+			_ = unix.Kill(m.pid, unix.SIGKILL)
+			waitNotZombie(t, m.pid)
+		}
 	})
 	m.waitAnswer(t, 60*time.Second)
 	return m
@@ -241,6 +247,17 @@ func testCRIUMigrate(t *testing.T, mib int) {
 	if err := dst.Verify(ctx, p.ID); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
+	// The endpoint drops the checkpoint once the migration is done; p.ID still names the
+	// restored process.
+	if err := os.RemoveAll(p.CheckpointDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Verify(ctx, p.ID); err != nil {
+		t.Fatalf("Verify without the checkpoint dir: %v", err)
+	}
+	if s, err := dst.Inspect(ctx, p.ID); err != nil || s.ID != id {
+		t.Errorf("Inspect(%s) = %+v, %v; want the restored process %s", p.ID, s, err, id)
+	}
 	time.Sleep(300 * time.Millisecond) // a few ticks
 	checkContinued(t, before, m.state(t))
 
@@ -249,6 +266,9 @@ func testCRIUMigrate(t *testing.T, mib int) {
 		t.Fatal(err)
 	}
 	// Restoring again is harmless and keeps the same process.
+	if err := os.CopyFS(p.CheckpointDir, os.DirFS(dirA)); err != nil {
+		t.Fatal(err)
+	}
 	if err := dst.Restore(ctx, p); err != nil {
 		t.Fatalf("second Restore: %v", err)
 	}
@@ -471,4 +491,105 @@ func TestCRIURuntimeConfigValidate(t *testing.T) {
 			t.Errorf("%s: Validate = %v, want an error naming %s", tc.desc, err, tc.field)
 		}
 	}
+}
+
+// criuNode is one simulated node: a CRIU runtime, its endpoint on the node's own 127.0.0.x
+// address, and a migrator.
+type criuNode struct {
+	rt       *CRIURuntime
+	endpoint string
+	migrator *Migrator
+	stateDir string
+}
+
+func startCRIUNode(t *testing.T, addr, probeHost string) *criuNode {
+	t.Helper()
+	rt := newTestCRIURuntime(t, probeHost)
+	ep := NewEndpoint(rt, nil)
+	bound, err := ep.Listen(addr + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	state := t.TempDir()
+	return &criuNode{rt: rt, endpoint: bound, stateDir: state, migrator: &Migrator{Runtime: rt, StateDir: state}}
+}
+
+// Through the real orchestrator and transfer: migrate, migrate back, a rollback, and a
+// refusal. Plain processes share the host's network namespace, so the workload keeps
+// listening on its own address wherever it runs, and both nodes probe that address.
+func TestCRIUMigrateEndToEnd(t *testing.T) {
+	testenv.RequireCRIU(t)
+	ctx := context.Background()
+	const workIP = "127.0.0.36"
+	n1 := startCRIUNode(t, "127.0.0.37", workIP)
+	n2 := startCRIUNode(t, "127.0.0.38", workIP)
+	m := startMemhog(t, 64, workIP)
+	id := strconv.Itoa(m.pid)
+
+	before := m.state(t)
+	rep, err := n1.migrator.Migrate(ctx, id, n2.endpoint, Options{ID: "e2e-1"})
+	if err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	removeOnCleanup(t, n2.rt, rep.TargetID)
+	t.Logf("to n2: target ID %s, downtime %v, checkpoint %d MiB, phases %v", rep.TargetID, rep.Downtime, rep.CheckpointBytes>>20, rep.Phases)
+	time.Sleep(200 * time.Millisecond)
+	mid := m.state(t)
+	checkContinued(t, before, mid)
+	if err := n2.rt.Verify(ctx, rep.TargetID); err != nil {
+		t.Fatalf("target Verify(%s): %v", rep.TargetID, err)
+	}
+	if err := n1.rt.Verify(ctx, id); err == nil {
+		t.Error("source still reports the workload")
+	}
+	if n := countFiles(t, n1.stateDir); n != 0 {
+		t.Errorf("%d files left in the source's state dir", n)
+	}
+
+	// And back, addressed by the target's ID.
+	rep2, err := n2.migrator.Migrate(ctx, rep.TargetID, n1.endpoint, Options{ID: "e2e-2"})
+	if err != nil {
+		t.Fatalf("Migrate back: %v", err)
+	}
+	removeOnCleanup(t, n1.rt, rep2.TargetID)
+	time.Sleep(200 * time.Millisecond)
+	checkContinued(t, mid, m.state(t))
+	if err := n1.rt.Verify(ctx, rep2.TargetID); err != nil {
+		t.Fatalf("Verify after migrating back: %v", err)
+	}
+
+	// A failure after the freeze rolls back onto the source.
+	before = m.state(t)
+	_, err = n1.migrator.Migrate(ctx, rep2.TargetID, n2.endpoint, Options{ID: "e2e-3", Hooks: Hooks{
+		BeforeRestore: func() error { return errors.New("injected failure before restore") },
+	}})
+	if !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("Migrate with a failure before restore = %v, want ErrRolledBack", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	checkContinued(t, before, m.state(t))
+	if err := n1.rt.Verify(ctx, rep2.TargetID); err != nil {
+		t.Fatalf("Verify after rollback: %v", err)
+	}
+
+	// An MPTCP process is refused before anything freezes.
+	cmd, addr := listenerChild(t, "mptcp", "127.0.0.36")
+	_, err = n1.migrator.Migrate(ctx, strconv.Itoa(cmd.Process.Pid), n2.endpoint, Options{ID: "e2e-4"})
+	if !errors.Is(err, ErrNotCheckpointable) || !strings.Contains(err.Error(), "MPTCP") {
+		t.Fatalf("Migrate of an MPTCP process = %v, want ErrNotCheckpointable naming MPTCP", err)
+	}
+	expectListenerAnswers(t, cmd.Process.Pid, addr)
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
