@@ -557,7 +557,8 @@ func (r *CRIURuntime) restoreFrom(ctx context.Context, dir, rec string) (procIde
 	defer d.Close()
 	opts := r.baseOpts(d, criuRestoreLogName)
 	// The tree becomes our child instead of criu's: criu exits after the restore, and an
-	// orphan would be left to pid 1, which may not reap it (it does not on our CI VMs).
+	// orphan would be left to pid 1, which in a minimal init reaps late or never (a killed
+	// orphan sat as a zombie on our test VM), keeping its PID taken for the next restore.
 	opts.RstSibling = proto.Bool(true)
 	nfy := &criuRestoreNotify{}
 	if err := r.newCriu().Restore(opts, nfy); err != nil {
