@@ -151,12 +151,12 @@ func reportPlots(sc *Scenario, results []*Result) []figure {
 		return 100 * float64(s.Violations) / float64(s.Users)
 	}, 0, "", "Share of users above the latency SLO or whose container is down.")
 	// Migrations per hour, grouped bars.
-	bucket := time.Hour
+	bucket, per := time.Hour, "hour"
 	if sc.Duration <= 2*time.Hour {
-		bucket = 5 * time.Minute
+		bucket, per = 5*time.Minute, "5 minutes"
 	}
 	nb := int((sc.Duration + bucket - 1) / bucket)
-	p := plot{Title: "Migrations started per " + bucket.String(), XLabel: "time (h)", YLabel: "migrations", Bars: true}
+	p := plot{Title: "Migrations started per " + per, XLabel: "time (h)", YLabel: "migrations", Bars: true}
 	for i, r := range results {
 		s := series{Name: r.Arm, Color: palette[i%len(palette)], X: make([]float64, nb), Y: make([]float64, nb)}
 		for b := range nb {
