@@ -23,6 +23,9 @@ import (
 type Endpoint struct {
 	Runtime Runtime
 	Log     *slog.Logger
+	// Migrator, when set, lets callers (the leader, `godwit demo`) ask this node to migrate
+	// one of its workloads to another node: the "migrate" operation.
+	Migrator *Migrator
 
 	mu       sync.Mutex
 	prepared map[string]Prepared // by migration ID
@@ -104,7 +107,7 @@ func (e *Endpoint) serve(c net.Conn) {
 }
 
 func (e *Endpoint) handle(ctx context.Context, req *request, body io.Reader) (response, error) {
-	if req.Op != "ping" && req.Op != "has-image" && req.Op != "image" && !validID(req.MigrationID) {
+	if req.Op != "ping" && req.Op != "has-image" && req.Op != "image" && req.Op != "migrate" && !validID(req.MigrationID) {
 		return response{}, fmt.Errorf("migrate: invalid migration ID %q", req.MigrationID)
 	}
 	switch req.Op {
@@ -167,6 +170,29 @@ func (e *Endpoint) handle(ctx context.Context, req *request, body io.Reader) (re
 		}
 		e.forget(req.MigrationID)
 		return response{}, nil
+	case "migrate":
+		if e.Migrator == nil {
+			return response{}, errors.New("migrate: this endpoint does not start migrations")
+		}
+		if req.Migrate == nil {
+			return response{}, errors.New("migrate: migrate request without arguments")
+		}
+		opts := Options{ID: req.Migrate.ID, Compress: req.Migrate.Compress}
+		if opts.ID == "" {
+			opts.ID = NewID()
+		}
+		last := -1
+		opts.Progress = func(p Progress) {
+			if p.Total <= 0 {
+				return
+			}
+			if q := int(p.Bytes * 4 / p.Total); q != last {
+				last = q
+				e.Log.Info("progress", "migration", opts.ID, "phase", p.Phase, "percent", q*25, "bytes", p.Bytes)
+			}
+		}
+		rep, err := e.Migrator.Migrate(ctx, req.Migrate.Workload, req.Migrate.Target, opts)
+		return response{Report: rep}, err
 	case "done":
 		// The source has removed its copy: drop the staged checkpoint.
 		if p, err := e.lookup(req); err == nil {

@@ -353,3 +353,12 @@ func (c *endpointClient) call(ctx context.Context, req request, body func(io.Wri
 	}
 	return resp, nil
 }
+
+// RequestMigration asks the endpoint of the node that runs the workload (source) to migrate
+// it to the node whose endpoint is at req.Target, and waits for the outcome. The report is
+// returned whenever the source produced one, also with an error.
+func RequestMigration(ctx context.Context, source string, req MigrateRequest) (*Report, error) {
+	c := &endpointClient{addr: source, timeout: 10 * time.Second, id: req.ID}
+	resp, err := c.call(ctx, request{Op: "migrate", Migrate: &req}, nil)
+	return resp.Report, err
+}

@@ -37,12 +37,22 @@ const (
 
 // request is what a client asks of an endpoint.
 type request struct {
-	Op          string    `json:"op"`
-	MigrationID string    `json:"migrationID,omitempty"`
-	Spec        *Spec     `json:"spec,omitempty"`
-	ImageID     string    `json:"imageID,omitempty"`
-	Prepared    *Prepared `json:"prepared,omitempty"`
-	Compressed  bool      `json:"compressed,omitempty"`
+	Op          string          `json:"op"`
+	MigrationID string          `json:"migrationID,omitempty"`
+	Spec        *Spec           `json:"spec,omitempty"`
+	ImageID     string          `json:"imageID,omitempty"`
+	Prepared    *Prepared       `json:"prepared,omitempty"`
+	Compressed  bool            `json:"compressed,omitempty"`
+	Migrate     *MigrateRequest `json:"migrate,omitempty"`
+}
+
+// MigrateRequest asks a node's endpoint to migrate one of its workloads elsewhere.
+type MigrateRequest struct {
+	ID       string `json:"id,omitempty"`
+	Workload string `json:"workload"`
+	// Target is the target node's endpoint address.
+	Target   string `json:"target"`
+	Compress bool   `json:"compress,omitempty"`
 }
 
 // response is an endpoint's answer. Kind names the sentinel error so it survives the wire.
@@ -57,6 +67,7 @@ type response struct {
 	RestoreSeconds float64    `json:"restoreSeconds,omitempty"`
 	VerifySeconds  float64    `json:"verifySeconds,omitempty"`
 	Usage          *HostUsage `json:"usage,omitempty"`
+	Report         *Report    `json:"report,omitempty"`
 }
 
 type trailer struct {
@@ -68,6 +79,9 @@ var kinds = []struct {
 	kind string
 	err  error
 }{
+	// Outcomes of a whole migration first: they matter more than their cause.
+	{"rollback-failed", ErrRollbackFailed},
+	{"rolled-back", ErrRolledBack},
 	{"checksum", ErrChecksum},
 	{"not-checkpointable", ErrNotCheckpointable},
 	{"preflight", ErrPreflight},

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,10 +29,16 @@ func init() {
 type demoNode struct {
 	name     string
 	engine   *dockerd.Engine
-	rt       *migrate.DockerRuntime
-	endpoint *migrate.Endpoint
+	endpoint *exec.Cmd // `godwit endpoint` for this node, a process of its own
 	addr     string
-	state    string
+}
+
+func (n *demoNode) stop() {
+	if n.endpoint != nil && n.endpoint.Process != nil {
+		_ = n.endpoint.Process.Signal(syscall.SIGTERM)
+		_ = n.endpoint.Wait()
+	}
+	n.engine.Stop(context.Background())
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
@@ -53,14 +62,13 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	defer func() {
 		say("cleaning up: stopping engines and endpoints")
 		for _, n := range nodes {
-			n.endpoint.Close()
-			n.engine.Stop(context.Background())
+			n.stop()
 		}
 	}()
 	for i, name := range []string{"edge1", "edge2"} {
 		addr := fmt.Sprintf("127.0.0.%d", i+2)
-		say("starting node %s: dockerd (own data-root, socket, containerd) and a transfer endpoint on %s", name, addr)
-		n, err := startDemoNode(ctx, name, addr)
+		say("starting node %s: dockerd (own data-root, socket, containerd) and a `godwit endpoint` process on %s", name, addr)
+		n, err := startDemoNode(ctx, name, addr, stdout)
 		if n != nil {
 			nodes = append(nodes, n)
 		}
@@ -96,20 +104,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	say("workload running on %s: %v", src.name, before)
 	time.Sleep(time.Second) // let it tick, so continuity shows
 
-	m := &migrate.Migrator{Runtime: src.rt, StateDir: src.state}
-	say("migrating memhog %s -> %s (endpoint %s)", src.name, dst.name, dst.addr)
-	lastPct := -1
-	rep, err := m.Migrate(ctx, "memhog", dst.addr, migrate.Options{
-		Compress: *compress,
-		Progress: func(p migrate.Progress) {
-			if p.Total > 0 {
-				pct := int(p.Bytes * 100 / p.Total)
-				if pct/25 != lastPct/25 {
-					say("  %s: %d%% (%d MiB)", p.Phase, pct, p.Bytes>>20)
-					lastPct = pct
-				}
-			}
-		},
+	say("asking %s's endpoint (%s) to migrate memhog to %s (endpoint %s)", src.name, src.addr, dst.name, dst.addr)
+	rep, err := migrate.RequestMigration(ctx, src.addr, migrate.MigrateRequest{
+		Workload: "memhog", Target: dst.addr, Compress: *compress,
 	})
 	if rep != nil {
 		printReport(stdout, rep)
@@ -141,30 +138,43 @@ func same(b bool) string {
 	return "CHANGED"
 }
 
-func startDemoNode(ctx context.Context, name, addr string) (*demoNode, error) {
+func startDemoNode(ctx context.Context, name, addr string, logw io.Writer) (*demoNode, error) {
 	e, err := dockerd.Start(ctx, dockerd.Config{Name: name})
 	if err != nil {
 		return nil, err
 	}
-	cli, err := e.Client()
+	n := &demoNode{name: name, engine: e}
+	self, err := os.Executable()
 	if err != nil {
-		e.Stop(context.Background())
-		return nil, err
+		return n, err
 	}
-	n := &demoNode{name: name, engine: e, state: filepath.Join(e.Dir, "godwit")}
-	n.rt, err = migrate.NewDockerRuntime(migrate.DockerConfig{
-		Client: cli, DataRoot: e.DataRoot, RuncRoot: e.RuncRoot(), StateDir: n.state,
-	})
+	cmd := exec.Command(self, "endpoint", "--listen", addr+":0", "--docker-host", e.Host,
+		"--data-root", e.DataRoot, "--runc-root", e.RuncRoot(), "--state-dir", filepath.Join(e.Dir, "godwit"))
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		e.Stop(context.Background())
-		return nil, err
+		return n, err
 	}
-	n.endpoint = migrate.NewEndpoint(n.rt, nil)
-	n.addr, err = n.endpoint.Listen(addr + ":0")
+	logs, err := cmd.StderrPipe()
 	if err != nil {
-		e.Stop(context.Background())
-		return nil, err
+		return n, err
 	}
+	if err := cmd.Start(); err != nil {
+		return n, err
+	}
+	n.endpoint = cmd
+	go func() {
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			if line := sc.Text(); strings.Contains(line, "msg=progress") || strings.Contains(line, "level=WARN") {
+				fmt.Fprintf(logw, "  [%s endpoint] %s\n", name, line)
+			}
+		}
+	}()
+	first, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return n, fmt.Errorf("endpoint of %s did not start: %v", name, err)
+	}
+	n.addr = strings.TrimSpace(strings.TrimPrefix(first, "listening on "))
 	return n, nil
 }
 
