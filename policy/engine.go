@@ -30,8 +30,7 @@ func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now t
 		e.index(&ledger)
 		e.selectManaged()
 		for _, it := range e.items {
-			e.plan.Explanations = append(e.plan.Explanations, Explanation{
-				Container: it.c.ID, Node: it.c.Node, Reason: ReasonModeOff})
+			it.expl.Reason = ReasonModeOff
 		}
 		e.plan.Conditions = slices.Clone(ledger.Conditions)
 		return e.plan
@@ -53,11 +52,6 @@ func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now t
 		}
 	}
 	e.commit(movers)
-
-	e.plan.Explanations = make([]Explanation, len(e.items))
-	for i, it := range e.items {
-		e.plan.Explanations[i] = it.expl
-	}
 	return e.plan
 }
 
@@ -88,6 +82,13 @@ type evaluation struct {
 	required  [][]int // usable nodes matching each rule's RequireNodes, least loaded first
 	mark      []uint32
 	candBuf   []int
+	siteBuf   []siteRTT
+	nearBuf   []int
+	boolPool  []bool
+	// Backing stores of the items' small slices: each item takes a capped sub-slice, so
+	// later appends never write into an earlier item's.
+	intPool  []int
+	userPool []userSite
 	// ruleMatchers are the placement rules' container selectors, prepared.
 	ruleMatchers []matcher
 	arena        []Candidate // backing store of the explanations' candidates
@@ -114,7 +115,7 @@ type item struct {
 	candidates  bool // considered for a move
 	best        int  // index into expl.Candidates of the best feasible target, -1 for none
 	bestScore   float64
-	expl        Explanation
+	expl        *Explanation // in plan.Explanations
 
 	// Set by prepare.
 	prepared   bool
@@ -129,6 +130,9 @@ type item struct {
 
 func (e *evaluation) selectManaged() {
 	backing := make([]item, 0, len(e.containers))
+	// Explanations live in the plan from the start; the capacity keeps the items'
+	// pointers into it valid.
+	e.plan.Explanations = make([]Explanation, 0, len(e.containers))
 	sel := newMatcher(&e.p.Selector)
 	e.ruleMatchers = make([]matcher, len(e.p.Placement))
 	for ri := range e.p.Placement {
@@ -144,7 +148,8 @@ func (e *evaluation) selectManaged() {
 		if ni, ok := e.nodeIdx[c.Node]; ok {
 			it.src = ni
 		}
-		it.expl = Explanation{Container: c.ID, Node: c.Node}
+		e.plan.Explanations = append(e.plan.Explanations, Explanation{Container: c.ID, Node: c.Node})
+		it.expl = &e.plan.Explanations[len(e.plan.Explanations)-1]
 		if v, ok := c.Labels[LabelMaxDowntime]; ok {
 			if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 				if it.maxDowntime == 0 || d < it.maxDowntime {
@@ -168,7 +173,7 @@ func (e *evaluation) selectManaged() {
 // screen runs the container-level checks, cheapest first, and reports whether the
 // container goes on to have its targets scored.
 func (e *evaluation) screen(it *item) bool {
-	c, x := it.c, &it.expl
+	c, x := it.c, it.expl
 	stay := func(r Reason, detail string) bool { x.Reason, x.Detail = r, detail; return false }
 	if c.Labels[LabelNeverMigrate] == "true" {
 		return stay(ReasonNeverMigrate, LabelNeverMigrate+"=true")
@@ -207,11 +212,13 @@ func (e *evaluation) screen(it *item) bool {
 	if len(e.p.Triggers) > 0 && len(it.triggers) == 0 && !drained && it.pin < 0 {
 		return stay(ReasonNoTrigger, "")
 	}
+	start := len(e.intPool)
 	for ri := range e.ruleMatchers {
 		if e.ruleMatchers[ri].matches(c.Labels) {
-			it.rules = append(it.rules, ri)
+			e.intPool = append(e.intPool, ri)
 		}
 	}
+	it.rules = e.intPool[start:len(e.intPool):len(e.intPool)]
 	it.candidates = true
 	return true
 }
@@ -219,7 +226,7 @@ func (e *evaluation) screen(it *item) bool {
 // consider scores the container's candidate targets and records the best feasible one,
 // keeping only the top few for the explanation.
 func (e *evaluation) consider(it *item) {
-	x := &it.expl
+	x := it.expl
 	e.prepare(it)
 	k := max(e.p.ExplainCandidates, 1)
 	top := e.scratch[:0]
@@ -299,18 +306,24 @@ func (e *evaluation) prepare(it *item) {
 		return
 	}
 	it.prepared = true
+	start := len(e.userPool)
 	for _, u := range it.c.Users {
 		if u.Weight > 0 {
-			it.users = append(it.users, userSite{site: e.siteIdx[u.Site], weight: u.Weight})
+			e.userPool = append(e.userPool, userSite{site: e.siteIdx[u.Site], weight: u.Weight})
 			it.userWeight += u.Weight
 		}
 	}
+	it.users = e.userPool[start:len(e.userPool):len(e.userPool)]
 	it.srcRTT = e.itemRTT(it, e.nodes[it.src].site)
 	gib := float64(it.c.MemoryBytes) / GiB
 	it.fixedSec = e.model.Checkpoint.At(gib) + e.model.Restore.At(gib)
 	it.imageBytes = e.model.Image.At(gib) * GiB
 	if len(e.terms) > 0 {
-		it.selfMatch = make([]bool, len(e.terms))
+		if len(e.boolPool) < len(e.terms) {
+			e.boolPool = make([]bool, 4096*len(e.terms))
+		}
+		it.selfMatch = e.boolPool[:len(e.terms):len(e.terms)]
+		e.boolPool = e.boolPool[len(e.terms):]
 		for ti := range e.terms {
 			it.selfMatch[ti] = e.terms[ti].m.matches(it.c.Labels)
 		}
@@ -392,19 +405,16 @@ func (e *evaluation) candidateTargets(it *item) []int {
 // enough that 20,000 containers score in tens of milliseconds.
 const (
 	smallCluster     = 64
-	preselectLoad    = 10
+	preselectLoad    = 8
 	preselectSites   = 3
-	preselectPerSite = 4
+	preselectPerSite = 3
 )
 
 // nearestSites returns up to k sites with usable nodes, by the container's user RTT. It
 // looks only at the sites nearest to each user site rather than at every site.
 func (e *evaluation) nearestSites(it *item, k int) []int {
-	type sr struct {
-		site int
-		rtt  float64
-	}
-	best := make([]sr, 0, k+1)
+	best := e.siteBuf[:0]
+	defer func() { e.siteBuf = best[:0] }()
 	e.gen++
 	for _, u := range it.users {
 		for _, s := range e.nearSites[u.site] {
@@ -420,17 +430,23 @@ func (e *evaluation) nearestSites(it *item, k int) []int {
 			for i > 0 && best[i-1].rtt > r {
 				i--
 			}
-			best = slices.Insert(best, i, sr{s, r})
+			best = slices.Insert(best, i, siteRTT{s, r})
 			if len(best) > k {
 				best = best[:k]
 			}
 		}
 	}
-	out := make([]int, len(best))
-	for i, b := range best {
-		out[i] = b.site
+	out := e.nearBuf[:0]
+	for _, b := range best {
+		out = append(out, b.site)
 	}
+	e.nearBuf = out
 	return out
+}
+
+type siteRTT struct {
+	site int
+	rtt  float64
 }
 
 // nearSitesPerSite is how many of the nearest sites with usable nodes nearSites keeps.
@@ -510,7 +526,7 @@ func (e *evaluation) commit(movers []*item) {
 	})
 	c := &e.p.Constraints
 	for _, it := range movers {
-		x := &it.expl
+		x := it.expl
 		switch {
 		case !e.windowOK:
 			x.Reason, x.Detail = ReasonWindow, "moves are not allowed at "+e.now.In(e.p.Windows.Location).Format("Mon 15:04 MST")

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -55,6 +54,9 @@ func (e *evaluation) score(it *item, t int) scored {
 	g := e.gains(it, t)
 	for _, v := range g {
 		sc.gain += v
+	}
+	if math.IsNaN(sc.gain) || math.IsInf(sc.gain, 0) {
+		sc.gain = 0 // a view with absurd numbers: never a reason to move
 	}
 	sc.score = sc.gain - e.p.Constraints.DowntimeCost*sc.downtime
 	sc.rejected = e.reject(it, t, &sc)
@@ -178,11 +180,6 @@ func (e *evaluation) gains(it *item, t int) (g [numObjectives]float64) {
 	if it.pin >= 0 && t == it.pin {
 		g[objPlacement] += pinGain // a container pinned elsewhere goes home
 	}
-	for i, v := range g {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			g[i] = 0
-		}
-	}
 	return g
 }
 
@@ -192,9 +189,9 @@ func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 	k := &e.p.Constraints
 	switch cand.Rejected {
 	case ReasonHeadroom:
-		return fmt.Sprintf("CPU would be %.0f%% and memory %.0f%% of %s, limits %.0f%% and %.0f%%",
-			100*util(n.cpu+it.c.CPU, n.cpuCap), 100*util(n.mem+float64(it.c.MemoryBytes), n.memCap), n.node.ID,
-			100*(1-k.HeadroomCPU), 100*(1-k.HeadroomMemory))
+		return "CPU would be " + pct(util(n.cpu+it.c.CPU, n.cpuCap)) + " and memory " +
+			pct(util(n.mem+float64(it.c.MemoryBytes), n.memCap)) + " of " + n.node.ID + ", limits " +
+			pct(1-k.HeadroomCPU) + " and " + pct(1-k.HeadroomMemory)
 	case ReasonDowntime:
 		return "predicted downtime " + cand.Cost.Downtime.Round(time.Millisecond).String() +
 			" above " + it.maxDowntime.String()
@@ -213,6 +210,8 @@ func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 	}
 	return string(cand.Rejected)
 }
+
+func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 0, 64) + "%" }
 
 func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 

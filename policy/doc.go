@@ -1,0 +1,100 @@
+// Package policy owns godwit's policy file format, the decision engine and the
+// checkpoint-cost model. It is pure: no network, no Docker, no clock, no goroutines, no
+// globals. The live leader (scheduler/) and the simulator (sim/) call the same code, which
+// is what makes a simulation say something about production. It imports none of gossip,
+// scheduler, migrate or sim; they import it.
+//
+// # The pieces
+//
+//   - The value types the engine decides on: ClusterView (nodes, containers, links),
+//     Ledger (migrations and trigger state), CostModel. gossip/ and sim/ fill them; tests
+//     build them by hand.
+//   - Parse turns a policy file into a Policy: strict YAML (unknown fields are errors),
+//     every error as file:line:col, all of them at once, trigger expressions compiled and
+//     type-checked at load time. Schema returns the JSON schema of the format, committed
+//     as configs/schema/policy.schema.json.
+//   - Evaluate is the engine: (view, policy, cost model, ledger, now) -> Plan. The Plan
+//     holds the moves (Decision), an Explanation with a typed Reason for every managed
+//     container, and the trigger state to pass back next time.
+//   - CostModel predicts a stop-and-copy migration's checkpoint, transfer and restore
+//     time from the container's memory; Fit refits it robustly from measured migrations.
+//
+// # A policy file
+//
+// Every field is optional except apiVersion and kind; DefaultPolicy and defaults.go give
+// the defaults and why. The examples in configs/policies/ are checked by the tests.
+//
+//	apiVersion: godwit.io/v1
+//	kind: Policy
+//	metadata:
+//	  name: balance-load
+//	spec:
+//	  # off | recommend (decide and explain, never act; the default) | auto
+//	  mode: auto
+//	  interval: 30s
+//	  # Only containers labelled godwit.io/managed=true are managed; a selector narrows it.
+//	  selector:
+//	    matchExpressions:
+//	      - {key: tier, operator: NotIn, values: [critical]}
+//	  triggers:
+//	    # Fires once `when` has held for `for`; stays active until `until` holds: the
+//	    # gap between 0.85 and 0.70 is the hysteresis. Expressions are expr-lang, over
+//	    # node.{cpu,memory,pressure,containers,drained,...} (and container.{cpu,memoryGiB,
+//	    # downtime,userRTT,...} with scope: container), type-checked when the file loads.
+//	    - name: node-hot
+//	      when: node.cpu > 0.85 || node.memory > 0.85
+//	      until: node.cpu < 0.70 && node.memory < 0.70
+//	      for: 2m
+//	  objectives:            # weights; naming one switches the unnamed ones off
+//	    relieveOverload: 1.0
+//	    overloadThreshold: 0.85
+//	    balanceLoad: 0.5
+//	    followUsers: 0       # toward the container's users (lower RTT)
+//	    evacuateDrained: 1.0
+//	    consolidate: 0
+//	  constraints:           # hard limits, never broken
+//	    maxDowntime: 5s      # per container: label godwit.io/max-downtime=2s
+//	    maxMemory: 4GiB
+//	    maxConcurrent: 2
+//	    maxConcurrentPerNode: 1
+//	    maxMovesPerEvaluation: 4
+//	    cooldown: 15m        # per container: label godwit.io/cooldown=1h
+//	    pingPongWindow: 1h   # never back to a node it left within this
+//	    minImprovement: 0.05 # net score a move must reach
+//	    downtimeCost: 0.01   # score one second of predicted downtime costs
+//	    headroom: {cpu: 0.15, memory: 0.10}
+//	  placement:
+//	    - containers: {matchLabels: {app: video}}
+//	      requireNodes: {matchLabels: {gpu: "true"}}
+//	      antiAffinity:
+//	        - {containers: {matchLabels: {app: video}}, topology: node, required: true}
+//	  windows:
+//	    timezone: Europe/Berlin
+//	    forbid:
+//	      - {days: [mon, tue, wed, thu, fri], start: "18:00", end: "22:00"}
+//
+// Per-container overrides are labels: godwit.io/never-migrate=true,
+// godwit.io/pin=true (stay) or godwit.io/pin=NODE (go there and stay),
+// godwit.io/max-downtime, godwit.io/cooldown.
+//
+// # How a decision is made
+//
+// Evaluate steps every trigger (hysteresis state from Ledger.Conditions), then for each
+// managed container runs the cheap container checks (never-migrate, pin, in flight,
+// cooldown, memory limit, trigger), preselects candidate targets (on large clusters: the
+// least loaded nodes, the nodes nearest the container's users, the nodes its rules
+// require), filters each target (availability, drain, labels, ping-pong, headroom,
+// affinity, downtime) and scores it: the weighted gains of the objectives, computed on the
+// load the source and target would have after the move, minus downtimeCost per second of
+// predicted downtime. Feasible moves are committed best first, each re-scored against the
+// load earlier commits left, within the time windows, the move budget and the concurrency
+// limits. balanceLoad only pays when the source is busier than the target by more than the
+// container's share, so a move never makes its reverse attractive; cooldown,
+// pingPongWindow and minImprovement are the further guards against thrashing.
+//
+// # Concurrency
+//
+// Evaluate, Parse and Fit are safe for concurrent use. Evaluate reads its inputs and never
+// modifies them; the Plan it returns may share slices with itself (Decision.Triggers and
+// Explanation.Triggers) and with the policy, so treat it as read-only or copy it.
+package policy
