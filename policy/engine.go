@@ -11,7 +11,7 @@ import (
 // cost model and the ledger, it returns the moves to make and why everything else stays.
 // It is a pure function: no clock (now is the evaluation time), no I/O, no randomness, no
 // state between calls (hysteresis state comes in as ledger.Conditions and goes out as
-// Plan.Conditions). Same inputs, same Plan. It never modifies its inputs and is safe for
+// Plan.Conditions). Same inputs, same Plan. A nil policy means DefaultPolicy. It never modifies its inputs and is safe for
 // concurrent use; slices in the Plan may share backing arrays with each other.
 //
 // The steps, in order:
@@ -24,6 +24,10 @@ import (
 //  4. commit the best moves, best first, re-scoring each against the load the earlier
 //     commits left, within the time windows, the move budget and the concurrency limits.
 func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now time.Time) Plan {
+	if p == nil {
+		d := DefaultPolicy()
+		p = &d
+	}
 	e := &evaluation{view: &view, p: p, model: model, now: now}
 	e.plan = Plan{At: now, Mode: p.Mode}
 	if p.Mode == ModeOff {
