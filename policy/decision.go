@@ -73,7 +73,9 @@ type Candidate struct {
 	Cost Prediction `json:"cost"`
 	// Rejected is why the container does not move there; empty for the chosen target.
 	Rejected Reason `json:"rejected,omitempty"`
-	Detail   string `json:"detail,omitempty"`
+	// Detail says more about the rejection, for people (empty for gain-too-small, whose
+	// numbers are in Score, Gain and Cost).
+	Detail string `json:"detail,omitempty"`
 }
 
 // Reason is why a container stays, or why a target was rejected. Reasons are stable

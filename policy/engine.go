@@ -210,7 +210,11 @@ func (e *evaluation) screen(it *item) bool {
 	if m := e.p.Constraints.MaxMemoryBytes; m > 0 && c.MemoryBytes > m {
 		return stay(ReasonMemoryLimit, formatBytes(c.MemoryBytes)+" in use, limit "+formatBytes(m))
 	}
-	it.triggers = append(it.triggers, src.activeTriggers...)
+	if it.triggers == nil {
+		it.triggers = src.activeTriggers // shared, read-only
+	} else {
+		it.triggers = append(it.triggers, src.activeTriggers...)
+	}
 	x.Triggers = it.triggers
 	drained := src.node.Drained && e.p.Objectives.EvacuateDrained > 0
 	if len(e.p.Triggers) > 0 && len(it.triggers) == 0 && !drained && it.pin < 0 {
@@ -284,7 +288,8 @@ func (e *evaluation) consider(it *item) {
 		// Nothing feasible: the reason is the best-scoring target's.
 		x.Reason = bestRejected.rejected
 		if bestDetail == "" {
-			bestDetail = e.candidate(it, bestRejected).Detail
+			c := e.candidate(it, bestRejected)
+			bestDetail = e.detail(it, bestRejected.t, &c)
 		}
 		x.Detail = "best target " + e.nodes[bestRejected.t].node.ID + ": " + bestDetail
 	}

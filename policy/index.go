@@ -143,9 +143,12 @@ func (e *evaluation) index(ledger *Ledger) {
 
 	// The ledger: in-flight migrations, last moves, departures.
 	e.hist = map[string]*history{}
-	cont := map[string]*Container{}
-	for _, c := range e.containers {
-		cont[c.ID] = c
+	cont := func(id string) *Container { // e.containers is in ID order
+		i, ok := slices.BinarySearchFunc(e.containers, id, func(c *Container, id string) int { return cmp.Compare(c.ID, id) })
+		if !ok {
+			return nil
+		}
+		return e.containers[i]
 	}
 	for i := range ledger.Migrations {
 		m := &ledger.Migrations[i]
@@ -173,7 +176,7 @@ func (e *evaluation) index(ledger *Ledger) {
 				e.nodes[to].inflight++
 				// Reserve the container's load on the target until the view shows it
 				// there, so that two evaluations do not fill the same node.
-				if c := cont[m.Container]; c != nil && c.Node != m.To {
+				if c := cont(m.Container); c != nil && c.Node != m.To {
 					e.nodes[to].cpu += c.CPU
 					e.nodes[to].mem += float64(c.MemoryBytes)
 				}

@@ -68,7 +68,8 @@ func (e *evaluation) candidate(it *item, sc scored) Candidate {
 	p := e.path(it.src, sc.t)
 	c := Candidate{Node: e.nodes[sc.t].node.ID, Score: sc.score, Gain: sc.gain,
 		Cost: e.model.Predict(it.c.MemoryBytes, p.bandwidth, p.rtt), Rejected: sc.rejected}
-	if c.Rejected != "" {
+	// gain-too-small says nothing the Score, Gain and Cost fields do not.
+	if c.Rejected != "" && c.Rejected != ReasonGainTooSmall {
 		c.Detail = e.detail(it, sc.t, &c)
 	}
 	return c
