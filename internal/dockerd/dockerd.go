@@ -290,3 +290,66 @@ func removeAllContainers(ctx context.Context, cli *client.Client) {
 		_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	}
 }
+
+// State is what another process needs to find and stop an engine this process started
+// (`godwit dev up` starts engines, `godwit dev down` stops them).
+type State struct {
+	Name     string `json:"name"`
+	Host     string `json:"host"`
+	DataRoot string `json:"dataRoot"`
+	ExecRoot string `json:"execRoot"`
+	Dir      string `json:"dir"`
+	RunDir   string `json:"runDir"`
+	OwnDir   bool   `json:"ownDir"`
+	PID      int    `json:"pid"`
+}
+
+// State describes the running engine.
+func (e *Engine) State() State {
+	st := State{Name: e.Name, Host: e.Host, DataRoot: e.DataRoot, ExecRoot: e.ExecRoot,
+		Dir: e.Dir, RunDir: e.runDir, OwnDir: e.ownDir}
+	if e.cmd != nil && e.cmd.Process != nil {
+		st.PID = e.cmd.Process.Pid
+	}
+	return st
+}
+
+// RuncRoot is the runc state directory of the engine's containers.
+func (st State) RuncRoot() string {
+	return filepath.Join(st.ExecRoot, "runtime-runc", "godwit-"+st.Name)
+}
+
+// StopState stops an engine started by another process, as Stop does.
+func StopState(ctx context.Context, st State) error {
+	e := &Engine{Name: st.Name, Host: st.Host, DataRoot: st.DataRoot, ExecRoot: st.ExecRoot,
+		Dir: st.Dir, runDir: st.RunDir, ownDir: st.OwnDir}
+	if cli, err := e.Client(); err == nil {
+		removeAllContainers(ctx, cli)
+		cli.Close()
+	}
+	if st.PID > 0 && processAlive(st.PID) {
+		_ = syscall.Kill(st.PID, syscall.SIGTERM)
+		deadline := time.Now().Add(20 * time.Second)
+		for processAlive(st.PID) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = syscall.Kill(-st.PID, syscall.SIGKILL)
+		_ = syscall.Kill(st.PID, syscall.SIGKILL)
+	}
+	e.cleanupDirs()
+	return nil
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
