@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -348,6 +349,20 @@ func TestDockerMigration(t *testing.T) {
 		}
 	})
 
+	t.Run("restore answer lost: target copy removed, source resumes, never two copies", func(t *testing.T) {
+		before := n1.state(t, "w256")
+		proxy := proxyDroppingAnswer(t, n2.endpoint, "restore")
+		_, err := n1.migrator.Migrate(ctx, "w256", proxy, migrate.Options{})
+		if !errors.Is(err, migrate.ErrRolledBack) {
+			t.Fatalf("err = %v, want ErrRolledBack", err)
+		}
+		t.Logf("error: %v", err)
+		sameWorkload(t, before, n1.state(t, "w256"))
+		if _, all := n2.containers(t); all != 0 {
+			t.Fatalf("target kept %d containers after its restore answer was lost", all)
+		}
+	})
+
 	t.Run("target engine down: rollback", func(t *testing.T) {
 		before := n1.state(t, "w256")
 		_, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
@@ -423,4 +438,55 @@ func (f *flipWriter) Write(p []byte) (int, error) {
 	}
 	f.off += int64(len(p))
 	return f.w.Write(p)
+}
+
+// proxyDroppingAnswer forwards TCP connections to target, but for requests whose operation
+// is op it forwards the request and then cuts the connection instead of passing the answer:
+// a lost reply after the target acted.
+func proxyDroppingAnswer(t *testing.T, target, op string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.5:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				// magic, frame length, request JSON
+				head := make([]byte, 8)
+				if _, err := io.ReadFull(c, head); err != nil {
+					return
+				}
+				req := make([]byte, binary.BigEndian.Uint32(head[4:]))
+				if _, err := io.ReadFull(c, req); err != nil {
+					return
+				}
+				u.Write(head)
+				u.Write(req)
+				go io.Copy(u, c)
+				if strings.Contains(string(req), `"op":"`+op+`"`) {
+					io.Copy(io.Discard, u) // the target acts and answers; the answer is lost
+					return
+				}
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -28,7 +28,8 @@ type Endpoint struct {
 	Migrator *Migrator
 
 	mu       sync.Mutex
-	prepared map[string]Prepared // by migration ID
+	prepared map[string]Prepared    // by migration ID
+	locks    map[string]*sync.Mutex // by migration ID: one step of a migration at a time
 	ln       net.Listener
 	wg       sync.WaitGroup
 }
@@ -38,7 +39,7 @@ func NewEndpoint(rt Runtime, log *slog.Logger) *Endpoint {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Endpoint{Runtime: rt, Log: log, prepared: map[string]Prepared{}}
+	return &Endpoint{Runtime: rt, Log: log, prepared: map[string]Prepared{}, locks: map[string]*sync.Mutex{}}
 }
 
 // Listen starts serving on addr ("127.0.0.2:7946") and returns the bound address.
@@ -109,6 +110,12 @@ func (e *Endpoint) serve(c net.Conn) {
 func (e *Endpoint) handle(ctx context.Context, req *request, body io.Reader) (response, error) {
 	if req.Op != "ping" && req.Op != "has-image" && req.Op != "image" && req.Op != "migrate" && !validID(req.MigrationID) {
 		return response{}, fmt.Errorf("migrate: invalid migration ID %q", req.MigrationID)
+	}
+	if req.MigrationID != "" && req.Op != "migrate" {
+		// Steps of one migration never overlap here: an abort that arrives while a restore
+		// whose answer was lost is still running waits for it, then removes its result.
+		unlock := e.lock(req.MigrationID)
+		defer unlock()
 	}
 	switch req.Op {
 	case "ping":
@@ -207,7 +214,20 @@ func (e *Endpoint) handle(ctx context.Context, req *request, body io.Reader) (re
 func (e *Endpoint) forget(id string) {
 	e.mu.Lock()
 	delete(e.prepared, id)
+	delete(e.locks, id)
 	e.mu.Unlock()
+}
+
+func (e *Endpoint) lock(id string) (unlock func()) {
+	e.mu.Lock()
+	l, ok := e.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		e.locks[id] = l
+	}
+	e.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 // lookup finds the prepared workload of a migration: from memory, or, after a restart of
@@ -274,11 +294,16 @@ func (e *Endpoint) restore(ctx context.Context, p Prepared) (response, error) {
 	err := e.Runtime.Restore(ctx, p)
 	restore := time.Since(start)
 	usage := sampler.Stop()
-	if err != nil {
-		return response{}, err
-	}
 	vstart := time.Now()
-	if err := e.Runtime.Verify(ctx, p.ID); err != nil {
+	if err == nil {
+		err = e.Runtime.Verify(ctx, p.ID)
+	}
+	if err != nil {
+		// A failed restore answer must mean "nothing runs here": the source resumes its
+		// copy on that answer. So whatever half-started goes before we say so.
+		if rerr := e.Runtime.Remove(ctx, p.ID); rerr != nil {
+			return response{}, fmt.Errorf("%w (and removing the failed copy failed too: %v)", err, rerr)
+		}
 		return response{}, err
 	}
 	return response{

@@ -22,4 +22,9 @@ var (
 	// workload is not running anywhere and its checkpoint is kept on the source for an
 	// operator. This is the one case that needs a person.
 	ErrRollbackFailed = errors.New("migrate: rollback failed; checkpoint kept on the source")
+	// ErrInDoubt is returned when the target was asked to restore but its answer was lost
+	// and it could not be reached to remove its copy: the workload may be running there.
+	// The source keeps its copy stopped and its checkpoint, so there is never a second
+	// running copy; asking the target again (same migration ID) settles it.
+	ErrInDoubt = errors.New("migrate: outcome in doubt: the target may run the workload; the source copy stays stopped")
 )

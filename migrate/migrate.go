@@ -222,6 +222,10 @@ func (m *Migrator) Migrate(ctx context.Context, id, target string, opts Options)
 
 	resp, err = c.call(ctx, request{Op: "restore", MigrationID: opts.ID}, nil)
 	if err != nil {
+		// A RemoteError is the target's definite answer that nothing runs there. Any other
+		// failure (connection lost) leaves it open whether the target restored it.
+		var remote *RemoteError
+		c.inDoubt = !errors.As(err, &remote)
 		return fail(m.rollback(ctx, c, spec, localDir, frozen, rep, fmt.Errorf("restore on target: %w", err), log))
 	}
 	verify := time.Duration(resp.VerifySeconds * float64(time.Second))
@@ -280,11 +284,26 @@ func (m *Migrator) writeCheckpointStream(ctx context.Context, w io.Writer, spec 
 func (m *Migrator) rollback(ctx context.Context, c *endpointClient, spec *Spec, dir string, frozen time.Time, rep *Report, cause error, log *slog.Logger) error {
 	ctx = context.WithoutCancel(ctx)
 	t := time.Now()
-	if _, err := c.call(ctx, request{Op: "abort", MigrationID: c.id}, nil); err != nil {
-		// The target may be down: what it created is stopped and carries the migration ID
-		// label; a later abort or an operator removes it. It never runs.
-		log.Warn("rollback: target abort failed", "err", err)
+	aborted := false
+	for attempt := 0; attempt < m.abortAttempts(c); attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Second)
+		}
+		_, err := c.call(ctx, request{Op: "abort", MigrationID: c.id}, nil)
+		if err == nil {
+			aborted = true
+			break
+		}
+		log.Warn("rollback: target abort failed", "attempt", attempt+1, "err", err)
 	}
+	if !aborted && c.inDoubt {
+		// The target may be running the workload and cannot confirm it stopped: resuming
+		// here could make two running copies. Stay stopped, keep the checkpoint.
+		rep.add(PhaseRollback, time.Since(t), 0)
+		return fmt.Errorf("%w (checkpoint kept in %s): %w", ErrInDoubt, dir, cause)
+	}
+	// Otherwise the target never started it: what it created (stopped, labelled with the
+	// migration ID) is removed by a later abort or by an operator; it never runs.
 	err := m.Runtime.Resume(ctx, spec, dir)
 	if err == nil {
 		err = m.Runtime.Verify(ctx, spec.ID)
@@ -306,6 +325,17 @@ type endpointClient struct {
 	id       string
 	prepared *Prepared
 	wire     int64
+	// inDoubt is set when a restore request got no answer: the target may run the workload.
+	inDoubt bool
+}
+
+// abortAttempts is how often rollback asks the target to drop its copy: once when the
+// target certainly never started it, for about half a minute when it may have.
+func (m *Migrator) abortAttempts(c *endpointClient) int {
+	if c.inDoubt {
+		return 30
+	}
+	return 1
 }
 
 // call sends one request, with an optional stream body, and reads the response.

@@ -80,6 +80,7 @@ var kinds = []struct {
 	err  error
 }{
 	// Outcomes of a whole migration first: they matter more than their cause.
+	{"in-doubt", ErrInDoubt},
 	{"rollback-failed", ErrRollbackFailed},
 	{"rolled-back", ErrRolledBack},
 	{"checksum", ErrChecksum},
