@@ -164,6 +164,8 @@ func devStop(c devCluster, stdout io.Writer) {
 			}
 		}
 		_ = dockerd.StopState(context.Background(), n.Engine)
+		// A dev cluster's data is disposable: its engines' images and containers go too.
+		_ = os.RemoveAll(n.Engine.Dir)
 		fmt.Fprintf(stdout, "%s down\n", n.Engine.Name)
 	}
 }
