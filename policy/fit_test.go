@@ -92,3 +92,19 @@ func TestPredict(t *testing.T) {
 		t.Errorf("sums: %+v", p)
 	}
 }
+
+func TestLedgerPrune(t *testing.T) {
+	p := DefaultPolicy() // cooldown 10m, ping-pong 1h
+	l := Ledger{Migrations: []MigrationRecord{
+		{ID: "old", State: StateCompleted, Start: t0.Add(-3 * time.Hour), End: t0.Add(-3 * time.Hour)},
+		{ID: "recent", State: StateCompleted, Start: t0.Add(-30 * time.Minute), End: t0.Add(-30 * time.Minute)},
+		{ID: "stuck", State: StateTransferring, Start: t0.Add(-5 * time.Hour)},
+	}}
+	var ids []string
+	for _, m := range l.Prune(&p, 0, t0).Migrations {
+		ids = append(ids, m.ID)
+	}
+	if diff := cmp.Diff([]string{"recent", "stuck"}, ids); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+}

@@ -75,3 +75,22 @@ type ConditionState struct {
 	// ActiveSince is when the condition became active.
 	ActiveSince time.Time `json:"activeSince,omitzero"`
 }
+
+// Prune returns the ledger without the finished migrations the engine no longer looks at:
+// those that ended longer ago than the longest of the policy's cooldown (or any container
+// cooldown up to maxCooldown) and ping-pong window. In-flight migrations and conditions are
+// kept. The scheduler and the simulator call it to keep the ledger bounded.
+func (l Ledger) Prune(p *Policy, maxCooldown time.Duration, now time.Time) Ledger {
+	keep := max(p.Constraints.Cooldown, p.Constraints.PingPongWindow, maxCooldown)
+	out := Ledger{Conditions: l.Conditions}
+	for _, m := range l.Migrations {
+		last := m.Start
+		if m.End.After(last) {
+			last = m.End
+		}
+		if !m.State.Terminal() || now.Sub(last) < keep {
+			out.Migrations = append(out.Migrations, m)
+		}
+	}
+	return out
+}
