@@ -11,8 +11,9 @@ import (
 // cost model and the ledger, it returns the moves to make and why everything else stays.
 // It is a pure function: no clock (now is the evaluation time), no I/O, no randomness, no
 // state between calls (hysteresis state comes in as ledger.Conditions and goes out as
-// Plan.Conditions). Same inputs, same Plan. A nil policy means DefaultPolicy. It never modifies its inputs and is safe for
-// concurrent use; slices in the Plan may share backing arrays with each other.
+// Plan.Conditions). Same inputs, same Plan, whatever the order of the view's slices. A
+// nil policy means DefaultPolicy. It never modifies its inputs and is safe for concurrent
+// use; slices in the Plan may share backing arrays with each other and with the policy.
 //
 // The steps, in order:
 //  1. index the view and the ledger (in-flight migrations reserve load on their targets);

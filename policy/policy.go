@@ -111,12 +111,13 @@ type Constraints struct {
 	MaxDowntime time.Duration
 	// MaxMemoryBytes is the largest container (memory in use) migrated live (0: no cap).
 	MaxMemoryBytes int64
-	// MaxConcurrent caps migrations in flight in the cluster, counting the ledger's.
+	// MaxConcurrent caps migrations in flight in the cluster, counting the ledger's
+	// (0: no cap).
 	MaxConcurrent int
-	// MaxConcurrentPerNode caps migrations in flight touching one node (as source or
-	// target).
+	// MaxConcurrentPerNode caps migrations in flight touching one node, as source or
+	// target (0: no cap).
 	MaxConcurrentPerNode int
-	// MaxMovesPerEvaluation caps the decisions of one evaluation.
+	// MaxMovesPerEvaluation caps the decisions of one evaluation (0: no cap).
 	MaxMovesPerEvaluation int
 	// Cooldown is the minimum time between two migrations of one container.
 	Cooldown time.Duration
@@ -212,6 +213,9 @@ type Window struct {
 	// Start and End are offsets from midnight.
 	Start, End time.Duration
 }
+
+// Zero values in a Policy mean "no limit" or "off", not "default": DefaultPolicy has the
+// defaults, and Parse starts from it.
 
 // DefaultPolicy returns the policy an empty file gives: recommend-only, a 30 s interval,
 // relieve overload and evacuate drained nodes, and conservative constraints. See
