@@ -23,10 +23,14 @@ const maxBroadcastBytes = 1200
 
 // Agent is one node's gossip layer. Its methods are safe for concurrent use.
 type Agent struct {
-	cfg    Config
-	log    hclog.Logger
-	ml     *memberlist.Memberlist
-	mlp    atomic.Pointer[memberlist.Memberlist] // for callbacks that may run during Create
+	cfg Config
+	log hclog.Logger
+	ml  *memberlist.Memberlist
+	// alive counts alive members for the broadcast queue's retransmit limit. Not
+	// ml.NumMembers: the queue asks while holding its lock, publish holds mu while
+	// queueing, and memberlist holds its node lock while calling our delegates (which
+	// take mu): asking memberlist there could deadlock.
+	alive  atomic.Int64
 	queue  *memberlist.TransmitLimitedQueue
 	coord  *coordinate.Client
 	events *eventHub
@@ -56,6 +60,7 @@ type localState struct {
 	load          Load
 	labels        map[string]string
 	drain         bool
+	leaving       bool
 	containers    []Container
 	links         map[string]*linkMeter
 	published     *nodeState
@@ -129,7 +134,6 @@ func Start(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	a.ml = ml
-	a.mlp.Store(ml)
 	a.log.Info("gossip agent started", "addr", a.Addr(), "encrypted", len(cfg.SecretKey) > 0)
 
 	a.wg.Add(2)
@@ -196,10 +200,25 @@ func (a *Agent) joinLoop(addrs []string) {
 }
 
 // Leave announces a graceful departure and waits up to timeout for it to spread; call
-// Shutdown afterwards.
+// Shutdown afterwards. Peers report the node as left, not failed: a last state marked
+// "leaving" goes to every member (best effort, UDP) before memberlist's leave message.
 func (a *Agent) Leave(timeout time.Duration) error {
 	if a.stopped() {
 		return ErrShutdown
+	}
+	a.mu.Lock()
+	a.local.leaving = true
+	a.mu.Unlock()
+	a.publish()
+	a.mu.Lock()
+	farewell := *a.local.published
+	a.mu.Unlock()
+	farewell.HasInventory, farewell.Containers = false, nil
+	msg := encodeState(&farewell)
+	for _, n := range a.ml.Members() {
+		if n.Name != a.cfg.Name {
+			_ = a.ml.SendBestEffort(n, msg)
+		}
 	}
 	return a.ml.Leave(timeout)
 }
@@ -422,6 +441,7 @@ func (a *Agent) buildLocked(now time.Time) (*nodeState, []byte) {
 		Version:          l.version,
 		InventoryVersion: l.invVersion,
 		Drain:            l.drain,
+		Leaving:          l.leaving,
 		Load:             l.load,
 		PublishedAt:      now,
 		Labels:           cloneLabels(l.labels),
@@ -520,11 +540,7 @@ func (a *Agent) loadLoop() {
 }
 
 func (a *Agent) numNodes() int {
-	ml := a.mlp.Load()
-	if ml == nil {
-		return 1
-	}
-	return ml.NumMembers()
+	return int(max(a.alive.Load(), 1))
 }
 
 // received handles a state from another node. rebroadcast is the raw message to pass on

@@ -71,12 +71,9 @@ func (d *delegates) MergeRemoteState(buf []byte, join bool) {
 
 func (d *delegates) NotifyJoin(n *memberlist.Node) { d.status(n, StatusAlive) }
 
+// NotifyLeave: a failure or a leave; see store.setStatus for how they are told apart.
 func (d *delegates) NotifyLeave(n *memberlist.Node) {
-	st := StatusFailed
-	if n.State == memberlist.StateLeft {
-		st = StatusLeft
-	}
-	d.status(n, st)
+	d.status(n, StatusFailed)
 	if n.Name != d.a.cfg.Name {
 		d.a.coord.ForgetNode(n.Name)
 	}
@@ -93,6 +90,7 @@ func (d *delegates) status(n *memberlist.Node, st Status) {
 		a.store.setMeta(n.Name, m)
 	}
 	evs := a.store.setStatus(n.Name, addr, st, a.now())
+	a.alive.Store(int64(a.store.aliveCount()))
 	a.mu.Unlock()
 	if err != nil && len(n.Meta) > 0 {
 		a.malformed.Add(1)

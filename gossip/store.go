@@ -16,8 +16,10 @@ import (
 //   - an inventory is taken if its version is newer than the held inventory, even from a
 //     state whose summary is not newer (the full inventory may arrive after a summary
 //     sent without it);
-//   - a node that failed or left has a stale inventory until an inventory newer than the
-//     last state seen before the failure arrives while the node is alive.
+//   - a node that failed or left has a stale inventory until it is alive again and has
+//     sent a state newer than the last one seen before the failure (a restarted node
+//     sends one at once; a node wrongly declared dead at its next refresh), which
+//     vouches for its inventory version.
 type store struct {
 	self          string
 	loadThreshold float64
@@ -90,13 +92,17 @@ func (s *store) merge(st *nodeState, now time.Time) (accepted bool, events []Eve
 		if ev, ok := s.loadEvent(r, st.Load, now); ok {
 			events = append(events, ev)
 		}
+		if r.status == StatusAlive && !r.failHead.IsZero() && r.failHead.Less(st.Version) {
+			r.failHead = Version{}
+		}
+		if st.Leaving && r.status == StatusFailed {
+			// Its farewell arrived after memberlist's verdict: it left, it did not crash.
+			events = append(events, s.setStatus(st.Name, "", StatusLeft, now)...)
+		}
 	}
 	if st.HasInventory && r.invHave.Less(st.InventoryVersion) {
 		r.containers = cloneContainers(st.Containers)
 		r.invHave = st.InventoryVersion
-		if r.status == StatusAlive && r.failHead.Less(r.invHave) {
-			r.failHead = Version{}
-		}
 	}
 	return accepted, events
 }
@@ -117,8 +123,15 @@ func (s *store) loadEvent(r *record, l Load, now time.Time) (Event, bool) {
 }
 
 // setStatus records what membership says about a node.
+//
+// memberlist's NotifyLeave does not say whether a node left or died (the Node it passes
+// keeps its old State), so a failure of a node whose last state said it was leaving is
+// taken as a leave.
 func (s *store) setStatus(name, addr string, st Status, now time.Time) []Event {
 	r := s.get(name)
+	if st == StatusFailed && r.state != nil && r.state.Leaving {
+		st = StatusLeft
+	}
 	if addr != "" {
 		r.addr = addr
 	}
@@ -128,11 +141,14 @@ func (s *store) setStatus(name, addr string, st Status, now time.Time) []Event {
 	r.status, r.statusSince = st, now
 	switch st {
 	case StatusAlive:
-		if r.failHead.Less(r.invHave) {
-			r.failHead = Version{}
+		if !r.failHead.IsZero() && r.failHead.Less(s.head(name)) {
+			r.failHead = Version{} // it spoke since the failure
 		}
 		return []Event{{Type: EventJoin, Node: name, At: now}}
 	case StatusFailed, StatusLeft:
+		if r.status == StatusFailed && st == StatusLeft {
+			return []Event{{Type: EventLeave, Node: name, At: now}} // a correction
+		}
 		r.failHead = s.head(name)
 		if r.failHead.IsZero() {
 			r.failHead = Version{Seq: 1} // nothing held: any inventory is newer
@@ -144,6 +160,16 @@ func (s *store) setStatus(name, addr string, st Status, now time.Time) []Event {
 		return []Event{{Type: typ, Node: name, At: now}}
 	}
 	return nil
+}
+
+func (s *store) aliveCount() int {
+	n := 0
+	for _, r := range s.nodes {
+		if r.status == StatusAlive {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *store) setMeta(name string, m nodeMeta) { s.get(name).meta = m }
@@ -223,8 +249,7 @@ func (s *store) snapshot(now time.Time, selfCoord *coordinate.Coordinate) Cluste
 			if r.state != nil {
 				declared = r.state.InventoryVersion
 			}
-			n.InventoryStale = r.status != StatusAlive || r.invHave.Less(declared) ||
-				(!r.failHead.IsZero() && !r.failHead.Less(r.invHave))
+			n.InventoryStale = r.status != StatusAlive || r.invHave.Less(declared) || !r.failHead.IsZero()
 		}
 		switch {
 		case name == s.self && selfCoord != nil:

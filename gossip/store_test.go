@@ -67,12 +67,16 @@ func TestStoreVersioning(t *testing.T) {
 
 	s.setStatus("n1", "", StatusFailed, t0)
 	check("failed: inventory stale", false, want{false, 2.0, []string{"b"}, true, StatusFailed})
-	a, _ = s.merge(st("n1", 1, 5, 4, 2.5), t0) // a late broadcast from before the crash
-	check("late state of a dead node keeps it stale", a, want{true, 2.5, []string{"b"}, true, StatusFailed})
 	s.setStatus("n1", "", StatusAlive, t0)
-	check("back alive, old inventory still stale", false, want{false, 2.5, []string{"b"}, true, StatusAlive})
-	a, _ = s.merge(st("n1", 2, 1, 1, 0.5, "c"), t0) // restarted: new epoch
-	check("new epoch after restart taken", a, want{true, 0.5, []string{"c"}, false, StatusAlive})
+	check("back alive but silent: still stale", false, want{false, 2.0, []string{"b"}, true, StatusAlive})
+	a, _ = s.merge(st("n1", 1, 5, 4, 2.5), t0) // it speaks again, same inventory
+	check("a newer state vouches for its inventory", a, want{true, 2.5, []string{"b"}, false, StatusAlive})
+
+	s.setStatus("n1", "", StatusFailed, t0)
+	a, _ = s.merge(st("n1", 2, 1, 1, 0.5, "c"), t0) // restarted (new epoch), heard before memberlist says so
+	check("state of a restarted node while still failed", a, want{true, 0.5, []string{"c"}, true, StatusFailed})
+	s.setStatus("n1", "", StatusAlive, t0)
+	check("then alive: fresh", false, want{false, 0.5, []string{"c"}, false, StatusAlive})
 }
 
 func TestStoreLoadEvents(t *testing.T) {

@@ -32,6 +32,7 @@ type DelayTransport struct {
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
 	stop     chan struct{}
+	closed   chan struct{} // inner transport shut down
 	once     sync.Once
 	wg       sync.WaitGroup
 
@@ -86,6 +87,7 @@ func NewDelayTransport(bindAddr string, bindPort int, delay DelayFunc, logger *l
 		packetCh: make(chan *memberlist.Packet),
 		streamCh: make(chan net.Conn),
 		stop:     make(chan struct{}),
+		closed:   make(chan struct{}),
 	}
 	t.wg.Add(2)
 	go t.forwardPackets()
@@ -162,7 +164,10 @@ func (t *DelayTransport) Shutdown() error {
 	var err error
 	t.once.Do(func() {
 		close(t.stop)
+		// The inner listeners block handing over a packet or stream until someone takes
+		// it: the forwarders keep draining until the inner transport is down.
 		err = t.inner.Shutdown()
+		close(t.closed)
 		t.wg.Wait()
 	})
 	return err
@@ -173,6 +178,7 @@ func (t *DelayTransport) forwardPackets() {
 	for {
 		select {
 		case <-t.stop:
+			t.drain()
 			return
 		case p := <-t.inner.PacketCh():
 			t.stats.pRecv.Add(1)
@@ -180,6 +186,7 @@ func (t *DelayTransport) forwardPackets() {
 			select {
 			case t.packetCh <- p:
 			case <-t.stop:
+				t.drain()
 				return
 			}
 		}
@@ -191,6 +198,7 @@ func (t *DelayTransport) forwardStreams() {
 	for {
 		select {
 		case <-t.stop:
+			t.drain()
 			return
 		case c := <-t.inner.StreamCh():
 			cc := &countingConn{Conn: c, sent: &t.stats.sbSent, recv: &t.stats.sbRecv}
@@ -198,8 +206,22 @@ func (t *DelayTransport) forwardStreams() {
 			case t.streamCh <- cc:
 			case <-t.stop:
 				_ = c.Close()
+				t.drain()
 				return
 			}
+		}
+	}
+}
+
+// drain discards what the inner transport still hands over until it is shut down.
+func (t *DelayTransport) drain() {
+	for {
+		select {
+		case <-t.closed:
+			return
+		case <-t.inner.PacketCh():
+		case c := <-t.inner.StreamCh():
+			_ = c.Close()
 		}
 	}
 }

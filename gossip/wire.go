@@ -42,6 +42,7 @@ const (
 	flagDrain        = 1 << 0
 	flagHasInventory = 1 << 1
 	flagHasCoord     = 1 << 2
+	flagLeaving      = 1 << 3
 )
 
 // nodeState is what one node publishes about itself.
@@ -50,6 +51,7 @@ type nodeState struct {
 	Version          Version
 	InventoryVersion Version // the version of the node's current inventory
 	Drain            bool
+	Leaving          bool // the node's last words before a graceful leave
 	Load             Load
 	PublishedAt      time.Time // origin clock
 	Labels           map[string]string
@@ -257,6 +259,9 @@ func (w *writer) state(s *nodeState) {
 	if s.Coordinate != nil {
 		flags |= flagHasCoord
 	}
+	if s.Leaving {
+		flags |= flagLeaving
+	}
 	w.byte(flags)
 	w.str(s.Name)
 	w.uvarint(s.Version.Epoch)
@@ -300,10 +305,11 @@ func (w *writer) state(s *nodeState) {
 func (r *reader) state() *nodeState {
 	s := &nodeState{}
 	flags := r.byte()
-	if flags&^(flagDrain|flagHasInventory|flagHasCoord) != 0 {
+	if flags&^(flagDrain|flagHasInventory|flagHasCoord|flagLeaving) != 0 {
 		r.fail("unknown state flags %#x", flags)
 	}
 	s.Drain = flags&flagDrain != 0
+	s.Leaving = flags&flagLeaving != 0
 	s.HasInventory = flags&flagHasInventory != 0
 	s.Name = r.str(maxNameLen)
 	if r.err == nil && s.Name == "" {
