@@ -99,3 +99,16 @@ func BenchmarkDefaultScenarioNoMigration(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLargeScenarioNoMigration is the simulator's own cost on the large scenario.
+func BenchmarkLargeScenarioNoMigration(b *testing.B) {
+	sc, err := ParseScenario("large.yaml", []byte(largeScenarioYAML()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := RunPlanner(sc, Config{Model: policy.DefaultCostModel()}, NoMigration{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -75,9 +75,10 @@ type simContainer struct {
 	demand   *demand
 	managed  bool
 	users    []int32 // indices in world.users
-	// downUntil: frozen by a migration or failed node's restart until then.
+	// The container is frozen by a migration in [frozenFrom, frozenUntil).
 	frozenFrom, frozenUntil time.Duration
-	sites                   []policy.UserSite // reused view backing array
+	// sites backs the view's Users, reused at every decision.
+	sites []policy.UserSite
 }
 
 // flight is a migration in progress.

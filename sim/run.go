@@ -20,7 +20,7 @@ func Planners(sc *Scenario, cfg *Config, arms []string) ([]Planner, error) {
 			if cfg.Policy == nil {
 				return nil, fmt.Errorf("sim: the policy arm needs a policy")
 			}
-			// Each arm gets its own copy: a policyChange event swaps it.
+			// Its own planner: a policyChange event swaps the planner's policy.
 			out = append(out, &PolicyPlanner{Policy: cfg.Policy, Model: cfg.Model})
 		case ArmNone:
 			out = append(out, NoMigration{})
