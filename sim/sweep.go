@@ -30,8 +30,15 @@ spec:
   mode: auto
   objectives:
     relieveOverload: 1
+    overloadThreshold: 0.75
     evacuateDrained: 1
     followUsers: 0.5
+  # From a sweep of the default scenario (godwit sim sweep): a 3s downtime cap leaves most
+  # overloads in place; a long cooldown costs little and halves ping-pong risk.
+  constraints:
+    maxDowntime: 10s
+    minImprovement: 0.02
+    cooldown: 1h
   triggers:
     - name: hot-node
       when: node.cpu > 0.85 || node.memory > 0.9
@@ -209,9 +216,22 @@ func markPareto(points []SweepPoint) {
 }
 
 // Best picks the point that is best for objective among the Pareto front: fewest SLO
-// violations, fewest migrations, least downtime, or (balanced) the least sum of the three
-// costs each divided by its largest value on the front. Ties go to the earlier grid point.
+// violations, fewest migrations or least downtime (each then by the other two), or
+// (balanced) the least sum of the three costs each divided by its largest value on the
+// front. Remaining ties go to the earlier grid point.
 func Best(points []SweepPoint, objective string) (int, error) {
+	var order [3]int
+	switch objective {
+	case ObjectiveSLO:
+		order = [3]int{0, 1, 2}
+	case ObjectiveMigrations:
+		order = [3]int{1, 0, 2}
+	case ObjectiveDowntime:
+		order = [3]int{2, 0, 1}
+	case ObjectiveBalanced:
+	default:
+		return -1, fmt.Errorf("%w: unknown objective %q (known: slo, migrations, downtime, balanced)", ErrInvalidSweep, objective)
+	}
 	var front []int
 	for i, p := range points {
 		if p.Pareto {
@@ -228,16 +248,8 @@ func Best(points []SweepPoint, objective string) (int, error) {
 			maxc[k] = max(maxc[k], c[k])
 		}
 	}
-	score := func(i int) float64 {
+	balanced := func(i int) float64 {
 		c := sweepCosts(points[i].Summary)
-		switch objective {
-		case ObjectiveSLO:
-			return c[0]
-		case ObjectiveMigrations:
-			return c[1]
-		case ObjectiveDowntime:
-			return c[2]
-		}
 		var s float64
 		for k := range c {
 			if maxc[k] > 0 {
@@ -246,12 +258,19 @@ func Best(points []SweepPoint, objective string) (int, error) {
 		}
 		return s
 	}
-	switch objective {
-	case ObjectiveSLO, ObjectiveMigrations, ObjectiveDowntime, ObjectiveBalanced:
-	default:
-		return -1, fmt.Errorf("%w: unknown objective %q (known: slo, migrations, downtime, balanced)", ErrInvalidSweep, objective)
+	less := func(a, b int) bool {
+		if objective == ObjectiveBalanced {
+			return balanced(a) < balanced(b)
+		}
+		ca, cb := sweepCosts(points[a].Summary), sweepCosts(points[b].Summary)
+		for _, k := range order {
+			if ca[k] != cb[k] {
+				return ca[k] < cb[k]
+			}
+		}
+		return false
 	}
-	sort.SliceStable(front, func(a, b int) bool { return score(front[a]) < score(front[b]) })
+	sort.SliceStable(front, func(a, b int) bool { return less(front[a], front[b]) })
 	return front[0], nil
 }
 

@@ -174,7 +174,7 @@ func runSimSweep(args []string, stdout, stderr io.Writer) error {
 	scenario := fs.String("scenario", "", "scenario file (default: the embedded default scenario)")
 	policyPath := fs.String("policy", "", "base policy file the grid modifies (default: the scenario's, else a built-in one)")
 	out := fs.String("out", "godwit-sweep", "directory for sweep.csv and best-policy.yaml")
-	objective := fs.String("objective", sim.ObjectiveBalanced, "how to pick the best point of the Pareto front: slo, migrations, downtime, balanced")
+	objective := fs.String("objective", sim.ObjectiveSLO, "how to pick the best point of the Pareto front: slo, migrations, downtime, balanced")
 	workers := fs.Int("workers", 0, "parallel runs (default: all cores)")
 	var params paramFlags
 	fs.Var(&params, "param", "a policy field and its values, PATH=V1,V2,... (repeatable; default: a grid over overloadThreshold, cooldown, minImprovement, maxDowntime)")
