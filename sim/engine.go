@@ -53,6 +53,8 @@ type world struct {
 	flights map[int]*flight // by container index
 
 	containerIdx map[string]int
+	// maxCooldown is the longest godwit.io/cooldown label, for pruning the ledger.
+	maxCooldown time.Duration
 
 	rec    *recorder
 	result *Result
@@ -197,6 +199,13 @@ func newWorld(sc *Scenario, cfg *Config, planner Planner) *world {
 				}
 				sc.users = append(sc.users, int32(len(w.users)))
 				w.users = append(w.users, u)
+			}
+		}
+	}
+	for ci := range sc.Containers {
+		if v, ok := sc.Containers[ci].Labels[policy.LabelCooldown]; ok {
+			if d, err := time.ParseDuration(v); err == nil {
+				w.maxCooldown = max(w.maxCooldown, d)
 			}
 		}
 	}
@@ -468,14 +477,14 @@ func (w *world) ledgerRecord(f *flight) *policy.MigrationRecord {
 	panic("sim: migration missing from the ledger: " + f.id)
 }
 
-// trimLedger drops finished records older than the policy's cooldown and anti-ping-pong
-// windows, as the ledger's caller may, to keep evaluations cheap over long runs.
+// trimLedger keeps the ledger bounded over long runs, as the leader does: the policy arm
+// with policy.Ledger.Prune, the baselines (which have no cooldowns) after two hours.
 func (w *world) trimLedger() {
-	keep := 2 * time.Hour
 	if pp, ok := w.planner.(*PolicyPlanner); ok && pp.Policy != nil {
-		keep = max(keep, pp.Policy.Constraints.Cooldown, pp.Policy.Constraints.PingPongWindow)
+		w.ledger = w.ledger.Prune(pp.Policy, w.maxCooldown, w.at())
+		return
 	}
-	cut := w.at().Add(-keep)
+	cut := w.at().Add(-2 * time.Hour)
 	out := w.ledger.Migrations[:0]
 	for _, m := range w.ledger.Migrations {
 		if !m.State.Terminal() || m.End.After(cut) {
