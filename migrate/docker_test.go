@@ -85,25 +85,13 @@ func (n *node) run(t *testing.T, name string, mib int, extra ...string) string {
 // state probes the workload named name on this node, waiting for it to answer.
 func (n *node) state(t *testing.T, name string) workload.State {
 	t.Helper()
-	ctx := context.Background()
 	cli, _ := n.engine.Client()
 	defer cli.Close()
-	var last error
-	for i := 0; i < 100; i++ {
-		info, err := cli.ContainerInspect(ctx, name)
-		if err == nil && info.State.Running {
-			st, err := workload.Probe(ctx, info.State.Pid, workload.Port)
-			if err == nil {
-				return st
-			}
-			last = err
-		} else {
-			last = err
-		}
-		time.Sleep(100 * time.Millisecond)
+	st, err := workload.WaitState(context.Background(), cli, name)
+	if err != nil {
+		t.Fatalf("%s: %v", n.engine.Name, err)
 	}
-	t.Fatalf("workload %s on %s does not answer: %v", name, n.engine.Name, last)
-	return workload.State{}
+	return st
 }
 
 // running lists the names of running containers.
@@ -384,68 +372,11 @@ func TestDockerMigration(t *testing.T) {
 	})
 }
 
-// corruptingProxy forwards TCP connections to target, flipping the byte at offset `at` of
-// each client-to-target stream that gets that far (only the checkpoint stream does).
-func corruptingProxy(t *testing.T, target string, at int64) string {
+// proxy listens on addr and hands each accepted connection, with a fresh connection to
+// target, to handle. Both are closed when handle returns.
+func proxy(t *testing.T, addr, target string, handle func(client, upstream net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.4:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				io.Copy(&flipWriter{w: u, at: at}, c)
-				u.(*net.TCPConn).CloseWrite()
-			}()
-			go func() {
-				defer wg.Done()
-				io.Copy(c, u)
-				c.Close()
-				u.Close()
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-type flipWriter struct {
-	w   io.Writer
-	at  int64
-	off int64
-}
-
-func (f *flipWriter) Write(p []byte) (int, error) {
-	if f.at >= f.off && f.at < f.off+int64(len(p)) {
-		q := append([]byte(nil), p...)
-		q[f.at-f.off] ^= 0x40
-		p = q
-	}
-	f.off += int64(len(p))
-	return f.w.Write(p)
-}
-
-// proxyDroppingAnswer forwards TCP connections to target, but for requests whose operation
-// is op it forwards the request and then cuts the connection instead of passing the answer:
-// a lost reply after the target acted.
-func proxyDroppingAnswer(t *testing.T, target, op string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.5:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,25 +399,62 @@ func proxyDroppingAnswer(t *testing.T, target, op string) string {
 					return
 				}
 				defer u.Close()
-				// magic, frame length, request JSON
-				head := make([]byte, 8)
-				if _, err := io.ReadFull(c, head); err != nil {
-					return
-				}
-				req := make([]byte, binary.BigEndian.Uint32(head[4:]))
-				if _, err := io.ReadFull(c, req); err != nil {
-					return
-				}
-				u.Write(head)
-				u.Write(req)
-				go io.Copy(u, c)
-				if strings.Contains(string(req), `"op":"`+op+`"`) {
-					io.Copy(io.Discard, u) // the target acts and answers; the answer is lost
-					return
-				}
-				io.Copy(c, u)
+				handle(c, u)
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// corruptingProxy forwards TCP connections to target, flipping the byte at offset `at` of
+// each client-to-target stream that gets that far (only the checkpoint stream does).
+func corruptingProxy(t *testing.T, target string, at int64) string {
+	return proxy(t, "127.0.0.4:0", target, func(c, u net.Conn) {
+		go func() {
+			io.Copy(&flipWriter{w: u, at: at}, c)
+			u.(*net.TCPConn).CloseWrite()
+		}()
+		io.Copy(c, u)
+	})
+}
+
+type flipWriter struct {
+	w   io.Writer
+	at  int64
+	off int64
+}
+
+func (f *flipWriter) Write(p []byte) (int, error) {
+	if f.at >= f.off && f.at < f.off+int64(len(p)) {
+		q := append([]byte(nil), p...)
+		q[f.at-f.off] ^= 0x40
+		p = q
+	}
+	f.off += int64(len(p))
+	return f.w.Write(p)
+}
+
+// proxyDroppingAnswer forwards TCP connections to target, but for requests whose operation
+// is op it forwards the request and then cuts the connection instead of passing the answer:
+// a lost reply after the target acted.
+func proxyDroppingAnswer(t *testing.T, target, op string) string {
+	return proxy(t, "127.0.0.5:0", target, func(c, u net.Conn) {
+		// magic, frame length, request JSON
+		head := make([]byte, 8)
+		if _, err := io.ReadFull(c, head); err != nil {
+			return
+		}
+		req := make([]byte, binary.BigEndian.Uint32(head[4:]))
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		u.Write(head)
+		u.Write(req)
+		go io.Copy(u, c)
+		if strings.Contains(string(req), `"op":"`+op+`"`) {
+			io.Copy(io.Discard, u) // the target acts and answers; the answer is lost
+			return
+		}
+		io.Copy(c, u)
+	})
 }

@@ -184,21 +184,7 @@ func probeContainer(ctx context.Context, e *dockerd.Engine, name string) (worklo
 		return workload.State{}, err
 	}
 	defer cli.Close()
-	var last error
-	for i := 0; i < 100; i++ {
-		info, err := cli.ContainerInspect(ctx, name)
-		if err == nil && info.State.Running {
-			st, err := workload.Probe(ctx, info.State.Pid, workload.Port)
-			if err == nil {
-				return st, nil
-			}
-			last = err
-		} else {
-			last = err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return workload.State{}, fmt.Errorf("workload %s does not answer: %v", name, last)
+	return workload.WaitState(ctx, cli, name)
 }
 
 // printReport prints a migration report as a table.

@@ -161,3 +161,26 @@ func ParseState(line string) (State, error) {
 	}
 	return s, nil
 }
+
+// WaitState waits (up to 10 s) for the workload in the named container of the engine behind
+// cli to run and answer, and returns its state.
+func WaitState(ctx context.Context, cli client.APIClient, name string) (State, error) {
+	var last error
+	for i := 0; i < 100; i++ {
+		info, err := cli.ContainerInspect(ctx, name)
+		switch {
+		case err != nil:
+			last = err
+		case !info.State.Running:
+			last = fmt.Errorf("container %s is %s", name, info.State.Status)
+		default:
+			st, err := Probe(ctx, info.State.Pid, Port)
+			if err == nil {
+				return st, nil
+			}
+			last = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return State{}, fmt.Errorf("workload %s does not answer: %w", name, last)
+}
