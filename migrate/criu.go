@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -338,7 +337,7 @@ func (r *CRIURuntime) CheckTarget(ctx context.Context, spec *Spec) error {
 	if spec.Arch != runtime.GOARCH {
 		return fmt.Errorf("%w: workload is %s, this node is %s", ErrPreflight, spec.Arch, runtime.GOARCH)
 	}
-	avail, err := procMemAvailable()
+	avail, err := memAvailable()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrPreflight, err)
 	}
@@ -347,27 +346,6 @@ func (r *CRIURuntime) CheckTarget(ctx context.Context, spec *Spec) error {
 			ErrPreflight, avail>>20, spec.MemoryBytes>>20, r.cfg.MemoryMargin>>20)
 	}
 	return nil
-}
-
-func procMemAvailable() (int64, error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "MemAvailable:")
-		if !ok {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("migrate: /proc/meminfo MemAvailable: %w", err)
-		}
-		return kb << 10, nil
-	}
-	return 0, errors.New("migrate: /proc/meminfo has no MemAvailable")
 }
 
 // Prepare implements Runtime: it creates the staging directory for migrationID and returns

@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -308,25 +307,6 @@ func (d *DockerRuntime) headroom(ctx context.Context) (int64, error) {
 		}
 	}
 	return free, nil
-}
-
-func memAvailable() (int64, error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				return 0, err
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, errors.New("MemAvailable not in /proc/meminfo")
 }
 
 // fastRestore reports whether the engine has godwit-runc registered.

@@ -289,7 +289,7 @@ func (e *Endpoint) receiveCheckpoint(ctx context.Context, p Prepared, body io.Re
 }
 
 func (e *Endpoint) restore(ctx context.Context, p Prepared) (response, error) {
-	sampler := startHostSampler(50 * time.Millisecond)
+	sampler := StartHostSampler(50 * time.Millisecond)
 	start := time.Now()
 	err := e.Runtime.Restore(ctx, p)
 	restore := time.Since(start)

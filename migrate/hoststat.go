@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -20,25 +21,28 @@ type HostUsage struct {
 	Samples int   `json:"samples"`
 }
 
-// hostSampler samples /proc/stat and /proc/meminfo every interval until stopped.
-type hostSampler struct {
+// HostSampler samples the host's CPU (/proc/stat) and memory (/proc/meminfo) every
+// interval until stopped. Migrations use it for checkpoint and restore; the calibration
+// benchmark for plain Docker's.
+type HostSampler struct {
 	stop chan struct{}
 	done chan HostUsage
 }
 
-func startHostSampler(interval time.Duration) *hostSampler {
-	s := &hostSampler{stop: make(chan struct{}), done: make(chan HostUsage, 1)}
+// StartHostSampler starts sampling in a goroutine of its own.
+func StartHostSampler(interval time.Duration) *HostSampler {
+	s := &HostSampler{stop: make(chan struct{}), done: make(chan HostUsage, 1)}
 	go s.run(interval)
 	return s
 }
 
 // Stop ends sampling and returns the summary.
-func (s *hostSampler) Stop() HostUsage {
+func (s *HostSampler) Stop() HostUsage {
 	close(s.stop)
 	return <-s.done
 }
 
-func (s *hostSampler) run(interval time.Duration) {
+func (s *HostSampler) run(interval time.Duration) {
 	var u HostUsage
 	var cpuSum float64
 	var memSum int64
@@ -103,23 +107,46 @@ func cpuTimes() (busy, total uint64, ok bool) {
 	return busy, total, true
 }
 
-func memUsed() (int64, error) {
+// meminfo reads /proc/meminfo's fields, in bytes.
+func meminfo() (map[string]int64, error) {
 	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err == nil {
+			m[k] = n << 10
+		}
+	}
+	return m, sc.Err()
+}
+
+// memUsed is the host's memory in use: MemTotal - MemAvailable.
+func memUsed() (int64, error) {
+	m, err := meminfo()
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	var total, avail int64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "MemTotal":
-			total = n << 10
-		case "MemAvailable":
-			avail = n << 10
-		}
+	return m["MemTotal"] - m["MemAvailable"], nil
+}
+
+// memAvailable is the host's MemAvailable.
+func memAvailable() (int64, error) {
+	m, err := meminfo()
+	if err != nil {
+		return 0, err
 	}
-	return total - avail, sc.Err()
+	v, ok := m["MemAvailable"]
+	if !ok {
+		return 0, errors.New("MemAvailable not in /proc/meminfo")
+	}
+	return v, nil
 }

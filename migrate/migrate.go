@@ -193,7 +193,7 @@ func (m *Migrator) Migrate(ctx context.Context, id, target string, opts Options)
 	// From here on the workload is frozen or stopped: any failure rolls back.
 	localDir := filepath.Join(m.StateDir, "checkpoints", opts.ID)
 	frozen := time.Now()
-	sampler := startHostSampler(50 * time.Millisecond)
+	sampler := StartHostSampler(50 * time.Millisecond)
 	err = m.Runtime.Checkpoint(ctx, spec.ID, localDir)
 	rep.CheckpointUsage = sampler.Stop()
 	rep.add(PhaseCheckpoint, time.Since(frozen), dirSize(localDir))

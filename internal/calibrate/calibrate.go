@@ -365,7 +365,7 @@ func (b *bench) dockerRun(ctx context.Context, mib, rep int) (Sample, error) {
 	if err != nil {
 		return r, err
 	}
-	s := startSampler(50 * time.Millisecond)
+	s := migrate.StartHostSampler(50 * time.Millisecond)
 	frozen := time.Now()
 	err = cli.CheckpointCreate(ctx, id, checkpoint.CreateOptions{CheckpointID: "c1", Exit: true})
 	r.CheckpointS = time.Since(frozen).Seconds()
@@ -401,7 +401,7 @@ func (b *bench) dockerRun(ctx context.Context, mib, rep int) (Sample, error) {
 	r.RestoreS = time.Since(t).Seconds()
 	r.DowntimeS = time.Since(frozen).Seconds()
 	p := s.Stop()
-	r.CPUPeak, r.MemPeakBytes = p.cpu, p.mem
+	r.CPUPeak, r.MemPeakBytes = p.CPUPeak, p.MemPeak
 	if err != nil {
 		return r, fmt.Errorf("docker start --checkpoint: %w", err)
 	}
