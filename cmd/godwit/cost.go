@@ -21,7 +21,7 @@ func init() {
 }
 
 const costUsage = `usage:
-  godwit cost calibrate [--sizes 64,256,512,1024,2048] [--repeats 3] [--no-docker] [--out DIR]
+  godwit cost calibrate [--sizes 64,256,512,1024,2048] [--repeats 3] [--no-docker] [--no-baselines] [--out DIR]
   godwit cost show [--file costmodel.json]`
 
 func runCost(args []string, stdout, stderr io.Writer) error {
@@ -65,7 +65,8 @@ func runCostCalibrate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cost calibrate", stderr)
 	sizes := fs.String("sizes", joinInts(cfg.Sizes), "workload sizes, MiB, comma-separated")
 	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "runs per size and method")
-	noDocker := fs.Bool("no-docker", false, "measure godwit only, not plain docker checkpoint/start")
+	noDocker := fs.Bool("no-docker", false, "do not measure plain docker checkpoint/start")
+	noBaselines := fs.Bool("no-baselines", false, "do not measure CRIU alone on a plain process and the cost of faulting in fresh memory")
 	fs.StringVar(&cfg.Out, "out", filepath.Join("out", "calibrate"), "directory for calibration.csv, calibration.json, costmodel.json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,6 +85,7 @@ func runCostCalibrate(args []string, stdout, stderr io.Writer) error {
 		return usagef("--out must not be empty")
 	}
 	cfg.Docker = !*noDocker
+	cfg.Baselines = !*noBaselines
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it starts two dockerd engines and checkpoints containers with CRIU (run with sudo)")
 	}

@@ -41,7 +41,15 @@ const DefaultRepeats = 3
 const (
 	MethodGodwit = "godwit"
 	MethodDocker = "docker"
+	// MethodCRIU is CRIU alone on a plain process (dump and restore on one host), and
+	// MethodFreshMemory faulting in new memory of the workload's size: the baselines that
+	// say what CRIU and this machine cost by themselves (baselines.go).
+	MethodCRIU        = "criu"
+	MethodFreshMemory = "fresh-memory"
 )
+
+// Methods lists every method in print order.
+var Methods = []string{MethodGodwit, MethodDocker, MethodCRIU, MethodFreshMemory}
 
 // Phase names of the fitted lines (the y of each line; x is the workload size in GiB).
 const (
@@ -67,6 +75,9 @@ type Config struct {
 	// Docker also measures plain `docker checkpoint create` + `docker start --checkpoint` on
 	// the same engine. DefaultConfig sets it; the zero Config measures godwit only.
 	Docker bool
+	// Baselines also measures CRIU alone on a plain process and the cost of faulting in
+	// fresh memory (baselines.go). DefaultConfig sets it.
+	Baselines bool
 	// Out, when set, is the directory calibration.csv, calibration.json and costmodel.json
 	// are written to (created if missing).
 	Out string
@@ -79,7 +90,7 @@ type Config struct {
 // DefaultConfig is the study's experiment: all default sizes, three repeats, plain Docker
 // measured too.
 func DefaultConfig() Config {
-	return Config{Sizes: slices.Clone(DefaultSizes), Repeats: DefaultRepeats, Docker: true}
+	return Config{Sizes: slices.Clone(DefaultSizes), Repeats: DefaultRepeats, Docker: true, Baselines: true}
 }
 
 // Sample is one measured run. Times are seconds. For plain Docker, transfer is 0 (it has no
@@ -131,6 +142,14 @@ type SizeSummary struct {
 	// Ratio is DockerTotalS / GodwitDowntimeS: how many times longer plain Docker keeps the
 	// workload down (0 when either was not measured).
 	Ratio float64 `json:"ratio"`
+	// CRIU alone on a plain process (dump, restore, both) and faulting in fresh memory of
+	// the same size: the baselines.
+	CRIURuns        int     `json:"criuRuns"`
+	CRIUDumpS       float64 `json:"criuDumpS"`
+	CRIURestoreS    float64 `json:"criuRestoreS"`
+	CRIUTotalS      float64 `json:"criuTotalS"`
+	FreshMemoryRuns int     `json:"freshMemoryRuns"`
+	FreshMemoryS    float64 `json:"freshMemoryS"`
 }
 
 // Result is a whole calibration.
@@ -265,27 +284,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	total := len(cfg.Sizes) * cfg.Repeats
+	methods := []string{MethodGodwit}
 	if cfg.Docker {
-		total *= 2
+		methods = append(methods, MethodDocker)
 	}
+	if cfg.Baselines {
+		methods = append(methods, MethodCRIU, MethodFreshMemory)
+	}
+	total := len(cfg.Sizes) * cfg.Repeats * len(methods)
 	done := 0
 	for _, mib := range cfg.Sizes {
 		for rep := 1; rep <= cfg.Repeats; rep++ {
-			methods := []string{MethodGodwit}
-			if cfg.Docker {
-				methods = append(methods, MethodDocker)
-			}
 			for _, m := range methods {
 				if err := ctx.Err(); err != nil {
 					return nil, fmt.Errorf("calibrate: interrupted after %d of %d runs: %w", done, total, err)
 				}
 				var r Sample
 				var err error
-				if m == MethodGodwit {
+				switch m {
+				case MethodGodwit:
 					r, err = b.godwitRun(ctx, mib, rep)
-				} else {
+				case MethodDocker:
 					r, err = b.dockerRun(ctx, mib, rep)
+				case MethodCRIU:
+					r, err = b.criuRun(ctx, mib, rep)
+				case MethodFreshMemory:
+					r, err = freshMemoryRun(mib, rep)
 				}
 				done++
 				if err != nil {

@@ -22,7 +22,7 @@ func TestRunSmall(t *testing.T) {
 	var log bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, Config{Sizes: []int{32}, Repeats: 1, Docker: true, Out: out, Log: &log})
+	res, err := Run(ctx, Config{Sizes: []int{32}, Repeats: 1, Docker: true, Baselines: true, Out: out, Log: &log})
 	t.Logf("log:\n%s", log.String())
 	if err != nil {
 		t.Fatal(err)
@@ -42,15 +42,21 @@ func TestRunSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 3 || strings.Join(rows[0], ",") != strings.Join(CSVHeader, ",") {
+	if len(rows) != 1+len(Methods) || strings.Join(rows[0], ",") != strings.Join(CSVHeader, ",") {
 		t.Fatalf("csv rows: %v", rows)
 	}
 	for _, r := range res.Runs {
-		if !r.OK() || r.DowntimeS <= 0 || r.CheckpointS <= 0 || r.RestoreS <= 0 || r.CheckpointBytes < 32<<20 {
+		if !r.OK() || r.DowntimeS <= 0 {
+			t.Fatalf("run %+v", r)
+		}
+		if r.Method != MethodFreshMemory && (r.CheckpointS <= 0 || r.RestoreS <= 0 || r.CheckpointBytes < 32<<20) {
 			t.Fatalf("run %+v", r)
 		}
 	}
-	for _, m := range []string{MethodGodwit, MethodDocker} {
+	if s := res.Summary[0]; s.CRIURuns != 1 || s.CRIUTotalS <= 0 || s.FreshMemoryS <= 0 {
+		t.Fatalf("baselines missing from the summary: %+v", s)
+	}
+	for _, m := range Methods {
 		if _, ok := res.Fits[m][PhaseDowntime]; !ok {
 			t.Fatalf("no %s downtime fit: %+v", m, res.Fits)
 		}

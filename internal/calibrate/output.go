@@ -45,7 +45,7 @@ func (r Sample) value(phase string) float64 {
 // analyse computes the fits, the per-size summary and the cost model from Runs.
 func (res *Result) analyse() {
 	res.Fits = map[string]map[string]PhaseFit{}
-	for _, m := range []string{MethodGodwit, MethodDocker} {
+	for _, m := range Methods {
 		var ok []Sample
 		for _, r := range res.Runs {
 			if r.Method == m && r.OK() {
@@ -57,8 +57,11 @@ func (res *Result) analyse() {
 		}
 		fits := map[string]PhaseFit{}
 		for _, ph := range Phases {
-			if m == MethodDocker && ph == PhaseTransfer {
-				continue // plain Docker restores on the same engine: nothing is transferred
+			if m != MethodGodwit && ph == PhaseTransfer {
+				continue // the others restore on the same host: nothing is transferred
+			}
+			if m == MethodFreshMemory && ph != PhaseDowntime {
+				continue // one number: the time to fault the memory in
 			}
 			xs := make([]float64, len(ok))
 			ys := make([]float64, len(ok))
@@ -74,7 +77,7 @@ func (res *Result) analyse() {
 	res.Summary = nil
 	for _, size := range res.Sizes {
 		s := SizeSummary{SizeMiB: size}
-		var gc, gt, gr, gd, dc, dr, dd []float64
+		var gc, gt, gr, gd, dc, dr, dd, cc, cr, cd, fm []float64
 		for _, r := range res.Runs {
 			if r.SizeMiB != size || !r.OK() {
 				continue
@@ -84,11 +87,17 @@ func (res *Result) analyse() {
 				gc, gt, gr, gd = append(gc, r.CheckpointS), append(gt, r.TransferS), append(gr, r.RestoreS), append(gd, r.DowntimeS)
 			case MethodDocker:
 				dc, dr, dd = append(dc, r.CheckpointS), append(dr, r.RestoreS), append(dd, r.DowntimeS)
+			case MethodCRIU:
+				cc, cr, cd = append(cc, r.CheckpointS), append(cr, r.RestoreS), append(cd, r.DowntimeS)
+			case MethodFreshMemory:
+				fm = append(fm, r.DowntimeS)
 			}
 		}
 		s.GodwitRuns, s.DockerRuns = len(gd), len(dd)
 		s.GodwitCheckpointS, s.GodwitTransferS, s.GodwitRestoreS, s.GodwitDowntimeS = mean(gc), mean(gt), mean(gr), mean(gd)
 		s.DockerCheckpointS, s.DockerRestoreS, s.DockerTotalS = mean(dc), mean(dr), mean(dd)
+		s.CRIURuns, s.CRIUDumpS, s.CRIURestoreS, s.CRIUTotalS = len(cd), mean(cc), mean(cr), mean(cd)
+		s.FreshMemoryRuns, s.FreshMemoryS = len(fm), mean(fm)
 		if s.GodwitDowntimeS > 0 && s.DockerTotalS > 0 {
 			s.Ratio = s.DockerTotalS / s.GodwitDowntimeS
 		}
@@ -185,15 +194,16 @@ func LoadCostModel(path string) (policy.CostModel, error) {
 func (res *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "Per size (means over successful runs; seconds):")
-	fmt.Fprintln(tw, "size_MiB\truns\tgodwit_ckpt\tgodwit_xfer\tgodwit_restore\tgodwit_downtime\tdocker_ckpt\tdocker_restore\tdocker_total\tdocker/godwit\t")
+	fmt.Fprintln(tw, "size_MiB\truns\tgodwit_ckpt\tgodwit_xfer\tgodwit_restore\tgodwit_downtime\tdocker_ckpt\tdocker_restore\tdocker_total\tdocker/godwit\tcriu_dump\tcriu_restore\tcriu_total\tfresh_mem\t")
 	for _, s := range res.Summary {
 		ratio := "-"
 		if s.Ratio > 0 {
 			ratio = fmt.Sprintf("%.1fx", s.Ratio)
 		}
-		fmt.Fprintf(tw, "%d\t%d+%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t\n", s.SizeMiB, s.GodwitRuns, s.DockerRuns,
+		fmt.Fprintf(tw, "%d\t%d+%d+%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.SizeMiB, s.GodwitRuns, s.DockerRuns, s.CRIURuns,
 			s.GodwitCheckpointS, s.GodwitTransferS, s.GodwitRestoreS, s.GodwitDowntimeS,
-			orDash(s.DockerCheckpointS, s.DockerRuns), orDash(s.DockerRestoreS, s.DockerRuns), orDash(s.DockerTotalS, s.DockerRuns), ratio)
+			orDash(s.DockerCheckpointS, s.DockerRuns), orDash(s.DockerRestoreS, s.DockerRuns), orDash(s.DockerTotalS, s.DockerRuns), ratio,
+			orDash(s.CRIUDumpS, s.CRIURuns), orDash(s.CRIURestoreS, s.CRIURuns), orDash(s.CRIUTotalS, s.CRIURuns), orDash(s.FreshMemoryS, s.FreshMemoryRuns))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -201,7 +211,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, "\nFitted lines, y = intercept + slope * size_GiB (OLS with R^2; robust = policy.FitLine):")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "method\tphase\tintercept\tslope/GiB\tR^2\tn\trobust_intercept\trobust_slope/GiB\toutliers")
-	for _, m := range []string{MethodGodwit, MethodDocker} {
+	for _, m := range Methods {
 		fits, ok := res.Fits[m]
 		if !ok {
 			continue
