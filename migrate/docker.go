@@ -395,7 +395,9 @@ func (d *DockerRuntime) Checkpoint(ctx context.Context, id, dir string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	cmd := exec.CommandContext(ctx, d.cfg.Runc, "--root", d.cfg.RuncRoot, "checkpoint",
+	// Not cancellable: killing runc mid-dump could leave the container frozen. Once the
+	// freeze starts, the dump finishes (or fails) on its own.
+	cmd := exec.Command(d.cfg.Runc, "--root", d.cfg.RuncRoot, "checkpoint",
 		"--image-path", dir, "--work-path", work, info.ID)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(d.cfg.CRIUPath)+":"+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
