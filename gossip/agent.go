@@ -31,7 +31,7 @@ type Agent struct {
 	// queueing, and memberlist holds its node lock while calling our delegates (which
 	// take mu): asking memberlist there could deadlock.
 	alive  atomic.Int64
-	queue  *memberlist.TransmitLimitedQueue
+	queue  *broadcastQueue
 	coord  *coordinate.Client
 	events *eventHub
 
@@ -116,8 +116,7 @@ func Start(cfg Config) (*Agent, error) {
 		links:    map[string]*linkMeter{},
 		load:     Load{CPUCapacity: cfg.Capacity.CPUCores, MemoryCapacity: cfg.Capacity.MemoryBytes},
 	}
-	a.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: cfg.RetransmitMult}
-	a.queue.NumNodes = a.numNodes
+	a.queue = &broadcastQueue{mult: cfg.RetransmitMult, numNodes: a.numNodes}
 
 	mlc := cfg.memberlistConfig(logger)
 	d := &delegates{a: a}
@@ -264,7 +263,7 @@ func (a *Agent) Subscribe(buffer int) *Subscription {
 
 // Stats returns counters.
 func (a *Agent) Stats() Stats {
-	return Stats{Members: a.ml.NumMembers(), Malformed: a.malformed.Load(), Queued: a.queue.NumQueued()}
+	return Stats{Members: a.ml.NumMembers(), Malformed: a.malformed.Load(), Queued: a.queue.len()}
 }
 
 // Coordinate returns this node's current network coordinate.
@@ -475,7 +474,7 @@ func (a *Agent) publish() {
 	}
 	// Queued under mu so that a newer state never queues before an older one (the queue
 	// keeps the last one queued per node).
-	a.queue.QueueBroadcast(&broadcast{name: st.Name, msg: msg})
+	a.queue.put(st.Name, msg)
 }
 
 // inventoryLoop sends the full state by TCP to every member when it is too big for a
@@ -554,7 +553,7 @@ func (a *Agent) received(st *nodeState, raw []byte) {
 	a.mu.Lock()
 	accepted, evs := a.store.merge(st, now)
 	if accepted && raw != nil && len(raw) <= maxBroadcastBytes {
-		a.queue.QueueBroadcast(&broadcast{name: st.Name, msg: raw})
+		a.queue.put(st.Name, raw)
 	}
 	a.mu.Unlock()
 	a.events.publish(evs)
@@ -574,19 +573,3 @@ func (a *Agent) selfConflict(st *nodeState) {
 	a.log.Warn("found a newer state of this node (an earlier run with a clock ahead?); superseding it", "their_epoch", st.Version.Epoch)
 	a.publish()
 }
-
-// broadcast is one queued state message, superseded by a newer one from the same node.
-type broadcast struct {
-	name string
-	msg  []byte
-}
-
-var _ memberlist.NamedBroadcast = (*broadcast)(nil)
-
-func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
-	ob, ok := o.(*broadcast)
-	return ok && ob.name == b.name
-}
-func (b *broadcast) Message() []byte { return b.msg }
-func (b *broadcast) Finished()       {}
-func (b *broadcast) Name() string    { return b.name }

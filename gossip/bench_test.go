@@ -61,7 +61,26 @@ func BenchmarkLoadPropagation100(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		took := waitFor(b, 3*time.Minute, "100 agents converge", func() (bool, string) { return converged(nodes, names) })
+		b.Cleanup(func() {
+			b.Logf("warnings (last 15 of %d lines):\n%s", len(splitLines(logs.String())), tail(logs.String(), 15))
+		})
+		// Checking takes 100 views of 100 nodes: poll gently so as not to load the agents.
+		took := waitEvery(b, 3*time.Minute, 500*time.Millisecond, "100 agents converge", func() (bool, string) {
+			missing, first := 0, ""
+			for _, a := range nodes {
+				v := a.View()
+				for _, name := range names {
+					nv, ok := v.Node(name)
+					if !ok || nv.Status != StatusAlive || nv.Version.IsZero() {
+						missing++
+						if first == "" {
+							first = fmt.Sprintf("%s lacks %s (known %v, %v, version %v; stats %+v)", a.Name(), name, ok, nv.Status, nv.Version, a.Stats())
+						}
+					}
+				}
+			}
+			return missing == 0, fmt.Sprintf("%d of %d (agent, node) pairs missing; first: %s", missing, n*n, first)
+		})
 		b.Logf("100 agents converged %v after the last start (%v from the first)", took, time.Since(start))
 		time.Sleep(3 * time.Second) // let join traffic settle
 

@@ -104,6 +104,12 @@ func ipFor(base, i int) string { return fmt.Sprintf("127.0.%d.%d", base, i+2) }
 // took, and fails the test (with what cond last said) on timeout.
 func waitFor(t testing.TB, bound time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
+	return waitEvery(t, bound, 20*time.Millisecond, what, cond)
+}
+
+// waitEvery is waitFor polling every poll (for conditions that are costly to check).
+func waitEvery(t testing.TB, bound, poll time.Duration, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
 	start := time.Now()
 	var msg string
 	for {
@@ -115,7 +121,7 @@ func waitFor(t testing.TB, bound time.Duration, what string, cond func() (bool, 
 		if time.Since(start) > bound {
 			t.Fatalf("%s: not within %v: %s", what, bound, msg)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 

@@ -46,7 +46,7 @@ func (d *delegates) NotifyMsg(buf []byte) {
 }
 
 func (d *delegates) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.a.queue.GetBroadcasts(overhead, limit)
+	return d.a.queue.get(overhead, limit)
 }
 
 // LocalState sends every alive node's state for push-pull.
