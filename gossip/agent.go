@@ -179,6 +179,9 @@ func (a *Agent) Join(addrs []string) (int, error) {
 	}
 	a.joinOnce.Do(func() { close(a.joined) })
 	a.log.Info("joined cluster", "via", addrs, "reached", n)
+	// Announce ourselves now that there is someone to gossip to: a state queued before
+	// the join went nowhere and may have been given up.
+	a.publish()
 	return n, nil
 }
 
