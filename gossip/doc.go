@@ -13,8 +13,8 @@
 //     the time it was observed.
 //
 // Node state travels in three ways: a tiny NodeMeta (memberlist's alive messages, far
-// below memberlist.MetaMaxSize), versioned state broadcasts through a
-// memberlist.TransmitLimitedQueue that every receiver re-broadcasts once it accepts them
+// below memberlist.MetaMaxSize), versioned state broadcasts through a transmit-limited
+// queue (broadcast.go) that every receiver re-broadcasts once it accepts them
 // (an epidemic, so a change reaches all nodes in O(log N) gossip rounds), and the
 // push-pull anti-entropy exchange (LocalState/MergeRemoteState). Every state carries a
 // per-origin Version (agent start epoch, sequence); a state never replaces a newer one.

@@ -37,6 +37,10 @@ const (
 	maxStates     = 1 << 14
 )
 
+// minStateBytes is the smallest encoded state: flags, a 1-byte name, four 1-byte
+// versions, three floats, two 1-byte sizes, time, and empty labels and links.
+const minStateBytes = 1 + 2 + 4 + 3*8 + 2 + 1 + 1 + 1
+
 // state flags
 const (
 	flagDrain        = 1 << 0
@@ -412,7 +416,7 @@ func decodePushPull(b []byte) ([]*nodeState, error) {
 	if v := r.byte(); r.err == nil && v != wireRevision {
 		return nil, malformed("unsupported revision %d", v)
 	}
-	n := r.count(maxStates, 40)
+	n := r.count(maxStates, minStateBytes)
 	out := make([]*nodeState, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		if s := r.state(); s != nil {

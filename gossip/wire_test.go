@@ -36,6 +36,13 @@ func TestWireRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	tiny := &nodeState{Name: "n", Version: Version{1, 1}}
+	if n := len(encodeState(tiny)) - 2; n != minStateBytes {
+		t.Errorf("smallest state is %d bytes, minStateBytes says %d", n, minStateBytes)
+	}
+	if got, err := decodePushPull(encodePushPull([]*nodeState{tiny, tiny, tiny})); err != nil || len(got) != 3 {
+		t.Errorf("push-pull of tiny states: %v, %d", err, len(got))
+	}
 	pp, err := decodePushPull(encodePushPull([]*nodeState{sampleState(), withCoord}))
 	if err != nil || len(pp) != 2 {
 		t.Fatalf("push-pull: %v, %d states", err, len(pp))
