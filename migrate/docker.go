@@ -405,16 +405,22 @@ func (d *DockerRuntime) Checkpoint(ctx context.Context, id, dir string) error {
 		d.restoreRestartPolicy(context.WithoutCancel(ctx), id, info.HostConfig.RestartPolicy)
 		return fmt.Errorf("migrate: runc checkpoint of %s failed: %v: %s%s", info.Name, err, strings.TrimSpace(string(out)), criuLogTail(filepath.Join(work, "dump.log")))
 	}
-	// Wait until Docker has seen the container stop, so a later Resume finds it exited.
+	// runc has killed the dumped process; Docker notices a little later. Nothing here
+	// waits for that (it would be downtime): Resume does, the one step that needs it.
+	return nil
+}
+
+// waitStopped waits until Docker reports the container not running.
+func (d *DockerRuntime) waitStopped(ctx context.Context, id string) error {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	waitC, errC := d.cfg.Client.ContainerWait(wctx, info.ID, container.WaitConditionNotRunning)
+	waitC, errC := d.cfg.Client.ContainerWait(wctx, id, container.WaitConditionNotRunning)
 	select {
 	case <-waitC:
+		return nil
 	case err := <-errC:
-		return fmt.Errorf("migrate: waiting for %s to stop after checkpoint: %w", info.Name, err)
+		return fmt.Errorf("migrate: waiting for %s to stop after checkpoint: %w", id, err)
 	}
-	return nil
 }
 
 func (d *DockerRuntime) restoreRestartPolicy(ctx context.Context, id string, p container.RestartPolicy) {
@@ -486,6 +492,15 @@ func (d *DockerRuntime) Resume(ctx context.Context, spec *Spec, dir string) erro
 	}
 	var cfg dockerConfig
 	_ = json.Unmarshal(spec.Config, &cfg)
+	if info.State != nil && info.State.Running && dumpExists(dir) {
+		// Dumped, but Docker has not noticed the exit yet.
+		if err := d.waitStopped(ctx, info.ID); err != nil {
+			return err
+		}
+		if info, err = d.cfg.Client.ContainerInspect(ctx, spec.ID); err != nil {
+			return fmt.Errorf("migrate: rollback: %w", err)
+		}
+	}
 	if info.State != nil && info.State.Running {
 		if cfg.HostConfig != nil {
 			d.restoreRestartPolicy(ctx, info.ID, cfg.HostConfig.RestartPolicy)
@@ -608,4 +623,11 @@ func shortID(s string) string {
 		return s[:12]
 	}
 	return s
+}
+
+// dumpExists reports whether dir holds a CRIU dump (CRIU writes inventory.img when a dump
+// succeeds).
+func dumpExists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "inventory.img"))
+	return err == nil
 }
