@@ -120,6 +120,7 @@ func rawMember(t *testing.T, name, ip string, meta, state []byte) *memberlist.Me
 	c.Name = name
 	c.BindAddr = ip
 	c.BindPort = 0
+	c.TCPTimeout = 10 * time.Second // the local profile's 1 s is tight on a loaded machine
 	c.Delegate = &rawDelegate{meta: meta, state: state}
 	c.LogOutput = &logBuffer{}
 	m, err := memberlist.Create(c)
