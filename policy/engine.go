@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/expr-lang/expr/vm"
 )
 
 // Evaluate is the decision engine: from the cluster as seen now, the policy in force, the
@@ -68,12 +70,19 @@ type evaluation struct {
 	now   time.Time
 	plan  Plan
 
-	nodes      []nodeState
-	nodeIdx    map[string]int
-	sites      []string
-	siteIdx    map[string]int
-	sitePaths  []pathInfo // len(sites)^2
-	links      map[uint64]pathInfo
+	nodes     []nodeState
+	nodeIdx   map[string]int
+	sites     []string
+	siteIdx   map[string]int
+	sitePaths []pathInfo // len(sites)^2
+	// Node links: adjacency lists, and a dense row of the links of node linkFor.
+	hasLinks   bool
+	linkStart  []int32
+	linkAdj    []nodeLink
+	linkFor    int
+	linkGen    uint32
+	linkStamp  []uint32
+	linkRow    []pathInfo
 	intra      time.Duration
 	containers []*Container // all, ID order
 	hist       map[string]*history
@@ -106,6 +115,8 @@ type evaluation struct {
 	gen       uint32
 	scratch   []scored
 	windowOK  bool
+	textBuf   []byte // scratch for building explanation text
+	vm        vm.VM  // runs the trigger expressions
 }
 
 // item is one managed container under consideration.
@@ -121,6 +132,7 @@ type item struct {
 	best        int  // index into expl.Candidates of the best feasible target, -1 for none
 	bestScore   float64
 	expl        *Explanation // in plan.Explanations
+	hist        *history     // the ledger's, nil for none; set by screen
 
 	// Set by prepare.
 	prepared   bool
@@ -201,6 +213,7 @@ func (e *evaluation) screen(it *item) bool {
 		return stay(ReasonSourceDown, "node "+src.node.ID+" is unavailable")
 	}
 	h := e.hist[c.ID]
+	it.hist = h
 	if h != nil && h.inflight {
 		return stay(ReasonInFlight, "a migration of it is under way")
 	}
@@ -369,7 +382,9 @@ func (e *evaluation) itemRTT(it *item, site int) float64 {
 // its rules' required labels, and its pin.
 func (e *evaluation) candidateTargets(it *item) []int {
 	if it.pin >= 0 {
-		return []int{it.pin}
+		out := append(e.candBuf[:0], it.pin)
+		e.candBuf = out
+		return out
 	}
 	if len(e.nodes) <= smallCluster {
 		out := e.candBuf[:0]

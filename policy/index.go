@@ -129,16 +129,46 @@ func (e *evaluation) index(ledger *Ledger) {
 		e.sitePaths[b*ns+a] = p
 	}
 	if len(v.Links) > 0 {
-		e.links = make(map[uint64]pathInfo, len(v.Links))
+		// Node links as adjacency lists (CSR), in input order so that, as with a map,
+		// the last link given for a pair wins.
+		type nl struct{ a, b int }
+		ends := make([]nl, 0, len(v.Links))
+		e.linkStart = make([]int32, len(e.nodes)+1)
 		for _, l := range v.Links {
 			a, okA := e.nodeIdx[l.From]
 			b, okB := e.nodeIdx[l.To]
 			if !okA || !okB {
+				ends = append(ends, nl{-1, -1})
+				continue
+			}
+			ends = append(ends, nl{a, b})
+			e.linkStart[a+1]++
+			if a != b {
+				e.linkStart[b+1]++
+			}
+		}
+		for i := range e.nodes {
+			e.linkStart[i+1] += e.linkStart[i]
+		}
+		e.linkAdj = make([]nodeLink, e.linkStart[len(e.nodes)])
+		fill := slices.Clone(e.linkStart[:len(e.nodes)])
+		for i, l := range v.Links {
+			a, b := ends[i].a, ends[i].b
+			if a < 0 {
 				continue
 			}
 			p := pathInfo{rtt: l.RTT, bandwidth: l.BandwidthBytesPerSec}
-			e.links[pairKey(a, b)] = p
+			e.linkAdj[fill[a]] = nodeLink{peer: int32(b), p: p}
+			fill[a]++
+			if a != b {
+				e.linkAdj[fill[b]] = nodeLink{peer: int32(a), p: p}
+				fill[b]++
+			}
 		}
+		e.linkStamp = make([]uint32, len(e.nodes))
+		e.linkRow = make([]pathInfo, len(e.nodes))
+		e.linkFor = -1
+		e.hasLinks = true
 	}
 
 	// The ledger: in-flight migrations, last moves, departures.
@@ -196,19 +226,27 @@ func (e *evaluation) site(name string) int {
 	return len(e.sites) - 1
 }
 
-func pairKey(a, b int) uint64 {
-	if a > b {
-		a, b = b, a
-	}
-	return uint64(a)<<32 | uint64(b)
+// nodeLink is one measured node link, seen from one of its ends.
+type nodeLink struct {
+	peer int32
+	p    pathInfo
 }
 
 // path returns the network path between two nodes: the node link if measured, else the
 // path between their sites, with the cost model's defaults for what is unknown.
 func (e *evaluation) path(a, b int) pathInfo {
-	if e.links != nil {
-		if p, ok := e.links[pairKey(a, b)]; ok {
-			return p
+	if e.hasLinks {
+		if e.linkFor != a {
+			// Spread a's links over a dense row, stamped so that it needs no clearing.
+			e.linkFor = a
+			e.linkGen++
+			for _, l := range e.linkAdj[e.linkStart[a]:e.linkStart[a+1]] {
+				e.linkStamp[l.peer] = e.linkGen
+				e.linkRow[l.peer] = l.p
+			}
+		}
+		if e.linkStamp[b] == e.linkGen {
+			return e.linkRow[b]
 		}
 	}
 	return e.sitePaths[e.nodes[a].site*len(e.sites)+e.nodes[b].site]

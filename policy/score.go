@@ -94,7 +94,7 @@ func (e *evaluation) reject(it *item, t int, cand *scored) Reason {
 			return ReasonNodeSelector
 		}
 	}
-	if h := e.hist[it.c.ID]; h != nil && c.PingPongWindow > 0 {
+	if h := it.hist; h != nil && c.PingPongWindow > 0 {
 		for _, d := range h.left {
 			if d.node == t && e.now.Sub(d.at) < c.PingPongWindow {
 				return ReasonPingPong
@@ -184,25 +184,46 @@ func (e *evaluation) gains(it *item, t int) (g [numObjectives]float64) {
 	return g
 }
 
-// detail explains a rejection, for people.
+// detail explains a rejection, for people. It builds the text in a reused buffer, so
+// that each detail costs one allocation.
 func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 	n := &e.nodes[t]
 	k := &e.p.Constraints
+	b := e.textBuf[:0]
+	defer func() { e.textBuf = b[:0] }()
 	switch cand.Rejected {
 	case ReasonHeadroom:
-		return "CPU would be " + pct(util(n.cpu+it.c.CPU, n.cpuCap)) + " and memory " +
-			pct(util(n.mem+float64(it.c.MemoryBytes), n.memCap)) + " of " + n.node.ID + ", limits " +
-			pct(1-k.HeadroomCPU) + " and " + pct(1-k.HeadroomMemory)
+		b = append(b, "CPU would be "...)
+		b = appendPct(b, util(n.cpu+it.c.CPU, n.cpuCap))
+		b = append(b, " and memory "...)
+		b = appendPct(b, util(n.mem+float64(it.c.MemoryBytes), n.memCap))
+		b = append(b, " of "...)
+		b = append(b, n.node.ID...)
+		b = append(b, ", limits "...)
+		b = appendPct(b, 1-k.HeadroomCPU)
+		b = append(b, " and "...)
+		b = appendPct(b, 1-k.HeadroomMemory)
+		return string(b)
 	case ReasonDowntime:
 		return "predicted downtime " + cand.Cost.Downtime.Round(time.Millisecond).String() +
 			" above " + it.maxDowntime.String()
 	case ReasonGainTooSmall:
-		return "score " + f3(cand.Score) + " (gain " + f3(cand.Gain) + " - downtime cost " +
-			f3(cand.Gain-cand.Score) + ") below minImprovement " + f3(k.MinImprovement)
+		b = append(b, "score "...)
+		b = appendF3(b, cand.Score)
+		b = append(b, " (gain "...)
+		b = appendF3(b, cand.Gain)
+		b = append(b, " - downtime cost "...)
+		b = appendF3(b, cand.Gain-cand.Score)
+		b = append(b, ") below minImprovement "...)
+		b = appendF3(b, k.MinImprovement)
+		return string(b)
 	case ReasonPingPong:
 		return "it left " + n.node.ID + " less than " + k.PingPongWindow.String() + " ago"
 	case ReasonNodeConcurrent:
-		return strconv.Itoa(n.inflight) + " migrations in flight on " + n.node.ID
+		b = strconv.AppendInt(b, int64(n.inflight), 10)
+		b = append(b, " migrations in flight on "...)
+		b = append(b, n.node.ID...)
+		return string(b)
 	case ReasonNodeSelector:
 		if it.pin >= 0 {
 			return "pinned to " + e.nodes[it.pin].node.ID
@@ -212,9 +233,11 @@ func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 	return string(cand.Rejected)
 }
 
-func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 0, 64) + "%" }
+func appendPct(b []byte, v float64) []byte {
+	return append(strconv.AppendFloat(b, 100*v, 'f', 0, 64), '%')
+}
 
-func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+func appendF3(b []byte, v float64) []byte { return strconv.AppendFloat(b, v, 'f', 3, 64) }
 
 func formatBytes(b int64) string {
 	return strconv.FormatFloat(float64(b)/GiB, 'f', 2, 64) + "GiB"

@@ -78,56 +78,128 @@ func (e *evaluation) evalTriggers(ledger *Ledger) {
 				}
 			}
 		}
-		failed := false
-		run := func(prog *vm.Program, env any) bool {
-			ok, err := runBool(prog, env)
-			if err != nil && !failed {
-				failed = true
-				e.problemf("trigger %q: %v", t.Name, err)
-			}
-			return ok
-		}
-		record := func(subject string, env any, activate func()) {
-			k := condKey{t.Name, subject}
-			p, ok := prev[k]
-			if !ok {
-				p = ConditionState{Trigger: t.Name, Subject: subject}
-			}
-			holds := run(when, env)
-			st := step(p, t, holds, func() bool {
-				if until == nil {
-					return !holds
-				}
-				return run(until, env)
-			}, e.now)
-			if st.Active || !st.Since.IsZero() {
-				e.plan.Conditions = append(e.plan.Conditions, st)
-			}
-			if st.Active {
-				activate()
-			}
-		}
+		r := triggerRun{e: e, t: t, prev: prev, when: when, until: until}
 		switch t.Scope {
 		case ScopeContainer:
+			env := &containerEnv{}
+			r.env = env
+			if !r.envByPointer() {
+				r.env = nil
+			}
 			for _, it := range e.items {
 				if it.src < 0 {
 					continue
 				}
-				env := containerEnv{Node: nodeMetrics[it.src], Container: e.containerMetrics(it)}
-				record(it.c.ID, env, func() { it.triggers = append(it.triggers, t.Name) })
+				*env = containerEnv{Node: nodeMetrics[it.src], Container: e.containerMetrics(it)}
+				var boxed any
+				if r.env == nil {
+					boxed = *env
+				}
+				if r.record(it.c.ID, boxed) {
+					it.triggers = append(it.triggers, t.Name)
+				}
 			}
 		default:
+			env := &nodeEnv{}
+			r.env = env
+			if !r.envByPointer() {
+				r.env = nil
+			}
 			for i := range e.nodes {
 				n := &e.nodes[i]
-				record(n.node.ID, nodeEnv{Node: nodeMetrics[i]}, func() {
+				env.Node = nodeMetrics[i]
+				var boxed any
+				if r.env == nil {
+					boxed = *env
+				}
+				if r.record(n.node.ID, boxed) {
 					n.activeTriggers = append(n.activeTriggers, t.Name)
-				})
+				}
 			}
 		}
 	}
 	slices.SortFunc(e.plan.Conditions, func(a, b ConditionState) int {
 		return cmp.Or(cmp.Compare(a.Trigger, b.Trigger), cmp.Compare(a.Subject, b.Subject))
 	})
+}
+
+// triggerRun steps one trigger for its subjects.
+type triggerRun struct {
+	e           *evaluation
+	t           *Trigger
+	prev        map[condKey]ConditionState
+	when, until *vm.Program
+	failed      bool
+	// env, when not nil, is a pointer to the subject's environment, reused from subject
+	// to subject: the programs then run on it rather than on a copy boxed per subject.
+	env any
+}
+
+// envByPointer reports whether the programs may run on a pointer to their environment:
+// they read it only field by field ($env itself would show the pointer).
+func (r *triggerRun) envByPointer() bool {
+	for _, p := range []*vm.Program{r.when, r.until} {
+		if p != nil && slices.Contains(p.Bytecode, vm.OpLoadEnv) {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *triggerRun) run(prog *vm.Program, env any) bool {
+	if r.env != nil {
+		env = r.env
+	}
+	ok, err := r.e.runBool(prog, env)
+	if err != nil && !r.failed {
+		r.failed = true
+		r.e.problemf("trigger %q: %v", r.t.Name, err)
+	}
+	return ok
+}
+
+// record steps the trigger for one subject, records its condition and reports whether
+// the trigger is active for it. env is used only when r.env is nil.
+func (r *triggerRun) record(subject string, env any) bool {
+	t, e := r.t, r.e
+	k := condKey{t.Name, subject}
+	p, ok := r.prev[k]
+	if !ok {
+		p = ConditionState{Trigger: t.Name, Subject: subject}
+	}
+	holds := r.run(r.when, env)
+	st := p
+	if st.Active {
+		normal := !holds
+		if r.until != nil {
+			normal = r.run(r.until, env)
+		}
+		if normal {
+			st.Active = false
+			st.ActiveSince = time.Time{}
+			st.Since = time.Time{}
+		}
+	} else {
+		st = step(p, t, holds, nil, e.now)
+	}
+	if st.Active || !st.Since.IsZero() {
+		e.plan.Conditions = append(e.plan.Conditions, st)
+	}
+	return st.Active
+}
+
+// runBool runs a boolean program on the evaluation's reused VM.
+func (e *evaluation) runBool(prog *vm.Program, env any) (bool, error) {
+	if prog == nil {
+		return runBool(prog, env)
+	}
+	out, err := e.vm.Run(prog, env)
+	if err != nil {
+		e.vm = vm.VM{} // start afresh after a failure
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
 }
 
 func (e *evaluation) containerMetrics(it *item) ContainerMetrics {
