@@ -2,8 +2,10 @@ package policy
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -49,17 +51,72 @@ func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now t
 	e.preselect()
 	e.windowOK = p.Windows.Allowed(now)
 
-	var movers []*item
+	var screened []*item
 	for _, it := range e.items {
 		if e.screen(it) {
-			e.consider(it)
-			if it.best >= 0 {
-				movers = append(movers, it)
-			}
+			screened = append(screened, it)
+		}
+	}
+	e.considerAll(screened)
+	var movers []*item
+	for _, it := range screened {
+		if it.best >= 0 {
+			movers = append(movers, it)
 		}
 	}
 	e.commit(movers)
 	return e.plan
+}
+
+// considerPerWorker is the fewest screened containers per extra goroutine in considerAll.
+const considerPerWorker = 1024
+
+// considerAll considers the screened containers. Each container's consideration reads
+// only state that nothing writes until commit, and writes only to its own item and
+// explanation, so on a large view the work is split over goroutines, each with its own
+// scratch space: the results are the same whatever the split.
+func (e *evaluation) considerAll(items []*item) {
+	workers := min(runtime.GOMAXPROCS(0), len(items)/considerPerWorker)
+	if workers <= 1 {
+		for _, it := range items {
+			e.consider(it)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (len(items) + workers - 1) / workers
+	for w := 1; w < workers; w++ {
+		part := items[min(w*chunk, len(items)):min((w+1)*chunk, len(items))]
+		ew := e.worker()
+		wg.Go(func() {
+			for _, it := range part {
+				ew.consider(it)
+			}
+		})
+	}
+	for _, it := range items[:min(chunk, len(items))] {
+		e.consider(it)
+	}
+	wg.Wait()
+}
+
+// worker returns a copy of the evaluation that shares its read-only state and has
+// scratch space of its own, for considering containers concurrently with e.
+func (e *evaluation) worker() *evaluation {
+	w := &evaluation{}
+	*w = *e
+	w.mark = make([]uint32, len(e.mark))
+	w.gen = 0
+	w.candBuf, w.siteBuf, w.nearBuf, w.scratch, w.textBuf = nil, nil, nil, nil, nil
+	w.arena, w.userPool, w.boolPool, w.intPool = nil, nil, nil, nil
+	w.vm = vm.VM{}
+	w.plan = Plan{}
+	if e.hasLinks {
+		w.linkFor, w.linkGen = -1, 0
+		w.linkStamp = make([]uint32, len(e.linkStamp))
+		w.linkRow = make([]pathInfo, len(e.linkRow))
+	}
+	return w
 }
 
 // evaluation is the working state of one Evaluate call.

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -81,22 +83,30 @@ func (e *evaluation) evalTriggers(ledger *Ledger) {
 		r := triggerRun{e: e, t: t, prev: prev, when: when, until: until}
 		switch t.Scope {
 		case ScopeContainer:
-			env := &containerEnv{}
-			r.env = env
-			if !r.envByPointer() {
-				r.env = nil
-			}
-			for _, it := range e.items {
-				if it.src < 0 {
+			// Every container is a subject: split them over goroutines, each with its own
+			// VM, and gather the conditions and the first error in container order.
+			workers := max(1, min(runtime.GOMAXPROCS(0), len(e.items)/triggersPerWorker))
+			runs := make([]triggerRun, workers)
+			chunk := (len(e.items) + workers - 1) / workers
+			var wg sync.WaitGroup
+			for w := range runs {
+				runs[w] = r
+				rw := &runs[w]
+				part := e.items[min(w*chunk, len(e.items)):min((w+1)*chunk, len(e.items))]
+				if w == 0 {
+					rw.containers(part, nodeMetrics)
 					continue
 				}
-				*env = containerEnv{Node: nodeMetrics[it.src], Container: e.containerMetrics(it)}
-				var boxed any
-				if r.env == nil {
-					boxed = *env
-				}
-				if r.record(it.c.ID, boxed) {
-					it.triggers = append(it.triggers, t.Name)
+				rw.e = e.worker()
+				wg.Go(func() { rw.containers(part, nodeMetrics) })
+			}
+			wg.Wait()
+			reported := false
+			for w := range runs {
+				e.plan.Conditions = append(e.plan.Conditions, runs[w].conds...)
+				if runs[w].err != nil && !reported {
+					reported = true
+					e.problemf("trigger %q: %v", t.Name, runs[w].err)
 				}
 			}
 		default:
@@ -116,6 +126,10 @@ func (e *evaluation) evalTriggers(ledger *Ledger) {
 					n.activeTriggers = append(n.activeTriggers, t.Name)
 				}
 			}
+			e.plan.Conditions = append(e.plan.Conditions, r.conds...)
+			if r.err != nil {
+				e.problemf("trigger %q: %v", t.Name, r.err)
+			}
 		}
 	}
 	slices.SortFunc(e.plan.Conditions, func(a, b ConditionState) int {
@@ -129,7 +143,8 @@ type triggerRun struct {
 	t           *Trigger
 	prev        map[condKey]ConditionState
 	when, until *vm.Program
-	failed      bool
+	err         error            // the first
+	conds       []ConditionState // the subjects' conditions worth keeping, in order
 	// env, when not nil, is a pointer to the subject's environment, reused from subject
 	// to subject: the programs then run on it rather than on a copy boxed per subject.
 	env any
@@ -151,9 +166,8 @@ func (r *triggerRun) run(prog *vm.Program, env any) bool {
 		env = r.env
 	}
 	ok, err := r.e.runBool(prog, env)
-	if err != nil && !r.failed {
-		r.failed = true
-		r.e.problemf("trigger %q: %v", r.t.Name, err)
+	if err != nil && r.err == nil {
+		r.err = err
 	}
 	return ok
 }
@@ -183,9 +197,35 @@ func (r *triggerRun) record(subject string, env any) bool {
 		st = step(p, t, holds, nil, e.now)
 	}
 	if st.Active || !st.Since.IsZero() {
-		e.plan.Conditions = append(e.plan.Conditions, st)
+		r.conds = append(r.conds, st)
 	}
 	return st.Active
+}
+
+// triggersPerWorker is the fewest containers per extra goroutine stepping a container
+// trigger.
+const triggersPerWorker = 2048
+
+// containers steps a container trigger for the containers of items.
+func (r *triggerRun) containers(items []*item, nodeMetrics []NodeMetrics) {
+	env := &containerEnv{}
+	r.env = env
+	if !r.envByPointer() {
+		r.env = nil
+	}
+	for _, it := range items {
+		if it.src < 0 {
+			continue
+		}
+		*env = containerEnv{Node: nodeMetrics[it.src], Container: r.e.containerMetrics(it)}
+		var boxed any
+		if r.env == nil {
+			boxed = *env
+		}
+		if r.record(it.c.ID, boxed) {
+			it.triggers = append(it.triggers, r.t.Name)
+		}
+	}
 }
 
 // runBool runs a boolean program on the evaluation's reused VM.
