@@ -197,10 +197,9 @@ func (d *DockerRuntime) CheckSource(ctx context.Context, spec *Spec) error {
 	}
 	if nm := info.HostConfig.NetworkMode; !nm.IsNone() && !nm.IsHost() {
 		// Bridge and user networks give the container an address that does not exist on
-		// the target; godwit moves --network none workloads (ENVIRONMENT.md).
-		if _, ok := info.NetworkSettings.Networks[string(nm)]; ok || nm.IsBridge() || nm.IsDefault() {
-			return fmt.Errorf("%w: container %s uses network %q; only --network none containers can be migrated live", ErrNotCheckpointable, spec.Name, nm)
-		}
+		// the target, and container:<id> shares a namespace that stays behind; godwit moves
+		// --network none (and host) workloads (ENVIRONMENT.md).
+		return fmt.Errorf("%w: container %s uses network %q; only --network none or host containers can be migrated live", ErrNotCheckpointable, spec.Name, nm)
 	}
 	for _, m := range info.Mounts {
 		if m.Type == mount.TypeVolume && m.Driver != "" && m.Driver != "local" {

@@ -212,6 +212,24 @@ func TestDockerMigration(t *testing.T) {
 		cli1.ContainerRemove(ctx, "wmptcp", container.RemoveOptions{Force: true})
 	})
 
+	t.Run("shared network namespace: refused before freezing", func(t *testing.T) {
+		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image,
+			Cmd: []string{"-mib", "8", "-addr", "127.0.0.1:7071"}},
+			&container.HostConfig{NetworkMode: "container:w256"}, nil, nil, "wshared")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli1.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = n1.migrator.Migrate(ctx, "wshared", n2.endpoint, migrate.Options{})
+		if !errors.Is(err, migrate.ErrNotCheckpointable) || !strings.Contains(err.Error(), "network") {
+			t.Fatalf("err = %v, want ErrNotCheckpointable naming the network", err)
+		}
+		t.Logf("refused: %v", err)
+	})
+
 	t.Run("corrupt byte in transit: checksum catches it, rollback", func(t *testing.T) {
 		before := n1.state(t, "w256")
 		proxy := corruptingProxy(t, n2.endpoint, 3<<20)
