@@ -603,9 +603,20 @@ func (e *evaluation) preselect() {
 // commit turns the best candidates into decisions, best first. After the first decision,
 // each container is re-scored against the load the earlier decisions left.
 func (e *evaluation) commit(movers []*item) {
-	slices.SortFunc(movers, func(a, b *item) int {
-		return cmp.Or(cmp.Compare(b.bestScore, a.bestScore), cmp.Compare(a.c.ID, b.c.ID))
+	// Best score first, then container ID: movers come in ID order, so their position
+	// stands for the ID, and sorting small keys beats chasing the items' pointers.
+	keys := make([]moverKey, len(movers))
+	for i, it := range movers {
+		keys[i] = moverKey{it.bestScore, int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b moverKey) int {
+		return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(a.pos, b.pos))
 	})
+	sorted := make([]*item, len(movers))
+	for i, k := range keys {
+		sorted[i] = movers[k.pos]
+	}
+	movers = sorted
 	c := &e.p.Constraints
 	for _, it := range movers {
 		x := it.expl
@@ -645,6 +656,11 @@ func (e *evaluation) commit(movers []*item) {
 		x.Moved, x.Reason, x.Detail = true, ReasonMoved, "to "+best.Node
 		e.apply(it, t)
 	}
+}
+
+type moverKey struct {
+	score float64
+	pos   int32
 }
 
 // apply moves the container's load from its node to t in the evaluation's state.

@@ -63,7 +63,9 @@ func (e *evaluation) evalTriggers(ledger *Ledger) {
 			CPUCores: n.cpuCap, MemoryGiB: n.memCap / GiB,
 		}
 	}
+	var blocks []condBlock
 	for ti := range e.p.Triggers {
+		blocks = append(blocks, condBlock{name: e.p.Triggers[ti].Name, start: len(e.plan.Conditions)})
 		t := &e.p.Triggers[ti]
 		when, until := t.when, t.until
 		if when == nil {
@@ -132,9 +134,52 @@ func (e *evaluation) evalTriggers(ledger *Ledger) {
 			}
 		}
 	}
-	slices.SortFunc(e.plan.Conditions, func(a, b ConditionState) int {
+	e.sortConditions(blocks)
+}
+
+// condBlock is the conditions one trigger added, from start on.
+type condBlock struct {
+	name  string
+	start int
+}
+
+// sortConditions sorts Plan.Conditions by trigger and subject. Each trigger adds its
+// subjects in ID order, so putting the triggers' blocks in name order is usually enough;
+// when the result is then strictly increasing it is the only sorted order, and otherwise
+// (triggers sharing a name) the conditions are sorted in full.
+func (e *evaluation) sortConditions(blocks []condBlock) {
+	conds := e.plan.Conditions
+	compare := func(a, b ConditionState) int {
 		return cmp.Or(cmp.Compare(a.Trigger, b.Trigger), cmp.Compare(a.Subject, b.Subject))
-	})
+	}
+	if len(blocks) > 1 {
+		type span struct {
+			name       string
+			start, end int
+		}
+		spans := make([]span, len(blocks))
+		for i, b := range blocks {
+			end := len(conds)
+			if i+1 < len(blocks) {
+				end = blocks[i+1].start
+			}
+			spans[i] = span{b.name, b.start, end}
+		}
+		slices.SortStableFunc(spans, func(a, b span) int { return cmp.Compare(a.name, b.name) })
+		out := make([]ConditionState, 0, len(conds))
+		for _, sp := range spans {
+			out = append(out, conds[sp.start:sp.end]...)
+		}
+		increasing := true
+		for i := 1; i < len(out) && increasing; i++ {
+			increasing = compare(out[i-1], out[i]) < 0
+		}
+		if increasing {
+			e.plan.Conditions = out
+			return
+		}
+	}
+	slices.SortFunc(conds, compare)
 }
 
 // triggerRun steps one trigger for its subjects.
