@@ -63,7 +63,9 @@ func startNode(t *testing.T, name, addr string) *node {
 		migrator: &migrate.Migrator{Runtime: rt, StateDir: state}}
 }
 
-func (n *node) run(t *testing.T, name string, mib int, extra ...string) string {
+// run starts the workload in a container on this node, with binds (volumes or bind mounts)
+// and extra workload flags.
+func (n *node) run(t *testing.T, name string, mib int, binds []string, extra ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	cli, _ := n.engine.Client()
@@ -72,7 +74,7 @@ func (n *node) run(t *testing.T, name string, mib int, extra ...string) string {
 		Image:  workload.Image,
 		Cmd:    append(workload.Cmd(mib), extra...),
 		Labels: map[string]string{"godwit.io/managed": "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
-	}, &container.HostConfig{NetworkMode: "none", RestartPolicy: container.RestartPolicy{Name: "unless-stopped"}}, nil, nil, name)
+	}, &container.HostConfig{NetworkMode: "none", RestartPolicy: container.RestartPolicy{Name: "unless-stopped"}, Binds: binds}, nil, nil, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestDockerMigration(t *testing.T) {
 	}
 
 	t.Run("migrate 256 MiB, image absent on target", func(t *testing.T) {
-		n1.run(t, "w256", 256)
+		n1.run(t, "w256", 256, nil)
 		before := n1.state(t, "w256")
 		var progressCalls atomic.Int64
 		rep, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
@@ -198,7 +200,7 @@ func TestDockerMigration(t *testing.T) {
 	})
 
 	t.Run("not checkpointable: refused before freezing", func(t *testing.T) {
-		n1.run(t, "wmptcp", 16, "-mptcp")
+		n1.run(t, "wmptcp", 16, nil, "-mptcp")
 		before := n1.state(t, "wmptcp")
 		_, err := n1.migrator.Migrate(ctx, "wmptcp", n2.endpoint, migrate.Options{})
 		if !errors.Is(err, migrate.ErrNotCheckpointable) {
@@ -282,15 +284,7 @@ func TestDockerMigration(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(v.Mountpoint, "note.txt"), []byte("kept\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(16),
-			Labels: map[string]string{migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
-			&container.HostConfig{NetworkMode: "none", Binds: []string{"godwit-data:/data"}}, nil, nil, "wvol")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		n1.run(t, "wvol", 16, []string{"godwit-data:/data"})
 		before := n1.state(t, "wvol")
 		if _, err := n1.migrator.Migrate(ctx, "wvol", n2.endpoint, migrate.Options{}); err != nil {
 			t.Fatalf("migrate: %v", err)
@@ -311,20 +305,12 @@ func TestDockerMigration(t *testing.T) {
 
 	t.Run("bind mount missing on target: refused before freezing", func(t *testing.T) {
 		dir := t.TempDir()
-		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(16),
-			Labels: map[string]string{migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
-			&container.HostConfig{NetworkMode: "none", Binds: []string{dir + ":/data:ro"}}, nil, nil, "wbind")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		n1.run(t, "wbind", 16, []string{dir + ":/data:ro"})
 		before := n1.state(t, "wbind")
 		// Both nodes share this host's filesystem: removing the directory is how the path
 		// comes to be missing "on the target".
 		os.RemoveAll(dir)
-		_, err = n1.migrator.Migrate(ctx, "wbind", n2.endpoint, migrate.Options{})
+		_, err := n1.migrator.Migrate(ctx, "wbind", n2.endpoint, migrate.Options{})
 		if !errors.Is(err, migrate.ErrPreflight) || !strings.Contains(err.Error(), dir) {
 			t.Fatalf("err = %v, want ErrPreflight naming %s", err, dir)
 		}
