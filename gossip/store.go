@@ -195,6 +195,24 @@ func (s *store) reap(now time.Time, retention time.Duration) []string {
 	return gone
 }
 
+// gaps counts what membership and state gossip disagree on for longer than grace: an
+// alive member with no state, or a state of a node memberlist has not reported (heard
+// within recent, so a late echo of a long-gone node does not count forever). Either
+// means a broadcast or an alive message missed this node; one push-pull heals both.
+func (s *store) gaps(now time.Time, grace, recent time.Duration) int {
+	n := 0
+	for name, r := range s.nodes {
+		switch {
+		case name == s.self:
+		case r.status == StatusAlive && r.state == nil && now.Sub(r.statusSince) >= grace:
+			n++
+		case r.status == StatusUnknown && r.state != nil && now.Sub(r.updatedAt) >= grace && now.Sub(r.updatedAt) < recent:
+			n++
+		}
+	}
+	return n
+}
+
 // pushPullStates returns the states worth sending in push-pull: those of alive nodes,
 // with the inventory held for them.
 func (s *store) pushPullStates() []*nodeState {
