@@ -16,8 +16,13 @@
 // below memberlist.MetaMaxSize), versioned state broadcasts through a transmit-limited
 // queue (broadcast.go) that every receiver re-broadcasts once it accepts them
 // (an epidemic, so a change reaches all nodes in O(log N) gossip rounds), and the
-// push-pull anti-entropy exchange (LocalState/MergeRemoteState). Every state carries a
-// per-origin Version (agent start epoch, sequence); a state never replaces a newer one.
+// push-pull anti-entropy exchange (LocalState/MergeRemoteState). memberlist runs push-pull
+// only every 30 s (stretched to ~90 s at 100 nodes), and when many nodes join at once a late
+// joiner can miss an early node's alive messages altogether; so an agent that sees a gap (an
+// alive member without state, or a state from a node memberlist has not reported) starts a
+// push-pull of its own at once, backing off while the gap does not shrink (repairLoop in
+// agent.go). Every state carries a per-origin Version (agent start epoch, sequence); a state
+// never replaces a newer one.
 //
 // Other packages read a ClusterView: a consistent, deep-copied snapshot (Agent.View), and
 // subscribe to changes (Agent.Subscribe): join, leave, failure, and load changes beyond a
