@@ -251,7 +251,12 @@ func TestDockerMigration(t *testing.T) {
 
 	t.Run("restore fails on target: rollback", func(t *testing.T) {
 		before := n1.state(t, "w256")
-		_, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
+		// The engines run containers under godwit-runc by default, so the rollback's restore
+		// reads the local checkpoint in place too.
+		if info, err := cli1.ContainerInspect(ctx, "w256"); err != nil || info.HostConfig.Runtime != migrate.FastRestoreRuntime {
+			t.Fatalf("source container runtime %q (%v), want %s", info.HostConfig.Runtime, err, migrate.FastRestoreRuntime)
+		}
+		rep, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
 			ID: "m-broken-restore",
 			Hooks: migrate.Hooks{BeforeRestore: func() error {
 				// Break the staged checkpoint on the target: CRIU cannot restore it.
@@ -266,7 +271,7 @@ func TestDockerMigration(t *testing.T) {
 		if !errors.Is(err, migrate.ErrRolledBack) {
 			t.Fatalf("err = %v, want ErrRolledBack", err)
 		}
-		t.Logf("error: %v", err)
+		t.Logf("error: %v; rollback %v, downtime %v", err, rep.Phase(migrate.PhaseRollback), rep.Downtime)
 		sameWorkload(t, before, n1.state(t, "w256"))
 		if _, all := n2.containers(t); all != 0 {
 			t.Fatalf("target kept %d containers", all)

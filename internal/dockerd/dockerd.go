@@ -118,6 +118,9 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.FastRestoreRuntime != "" && cfg.FastRestoreRuntime != "none" {
 		daemon["runtimes"] = map[string]any{"godwit-runc": map[string]string{"path": cfg.FastRestoreRuntime}}
+		// Every container runs under it, so a rollback (restoring the original container on
+		// the source) is as fast as a restore on the target.
+		daemon["default-runtime"] = "godwit-runc"
 	}
 	b, _ := json.Marshal(daemon)
 	if err := os.WriteFile(conf, b, 0o644); err != nil {
