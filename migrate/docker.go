@@ -353,6 +353,8 @@ func (d *DockerRuntime) Prepare(ctx context.Context, migrationID string, spec *S
 		return Prepared{}, fmt.Errorf("migrate: create container on target: %w", err)
 	}
 	if err := os.MkdirAll(staged, 0o700); err != nil {
+		// A failed Prepare leaves nothing behind: the source never learns this ID.
+		_ = d.Remove(context.WithoutCancel(ctx), created.ID)
 		return Prepared{}, err
 	}
 	return Prepared{ID: created.ID, CheckpointDir: staged}, nil

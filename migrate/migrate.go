@@ -116,7 +116,9 @@ func NewID() string {
 // Migrate moves workload id to the node whose endpoint listens at target. On success the
 // workload runs on the target and is gone from the source. On failure before the freeze
 // nothing changed; after it, the workload runs on the source again and the error wraps
-// ErrRolledBack (or ErrRollbackFailed if that too failed). The report is filled in either way.
+// ErrRolledBack, or ErrRollbackFailed if that too failed, or ErrInDoubt if the target may
+// have the workload running and cannot be reached to say (the source copy then stays
+// stopped). The report is filled in either way.
 func (m *Migrator) Migrate(ctx context.Context, id, target string, opts Options) (*Report, error) {
 	if opts.ID == "" {
 		opts.ID = NewID()
