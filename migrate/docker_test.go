@@ -89,7 +89,7 @@ func (n *node) state(t *testing.T, name string) workload.State {
 	t.Helper()
 	cli, _ := n.engine.Client()
 	defer cli.Close()
-	st, err := workload.WaitState(context.Background(), cli, name)
+	st, err := workload.WaitState(context.Background(), cli, name, 10*time.Second)
 	if err != nil {
 		t.Fatalf("%s: %v", n.engine.Name, err)
 	}

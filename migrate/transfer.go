@@ -482,8 +482,8 @@ func copyDir(src, dst string) error {
 	return err
 }
 
-// dirSize sums the sizes of the regular files under dir.
-func dirSize(dir string) int64 {
+// DirSize sums the sizes of the regular files under dir (a checkpoint's size).
+func DirSize(dir string) int64 {
 	var n int64
 	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Mode().IsRegular() {

@@ -184,7 +184,7 @@ func probeContainer(ctx context.Context, e *dockerd.Engine, name string) (worklo
 		return workload.State{}, err
 	}
 	defer cli.Close()
-	return workload.WaitState(ctx, cli, name)
+	return workload.WaitState(ctx, cli, name, 10*time.Second)
 }
 
 // printReport prints a migration report as a table.

@@ -76,7 +76,7 @@ func (b *bench) criuRun(ctx context.Context, mib, rep int) (Sample, error) {
 		return r, fmt.Errorf("criu dump: %w", err)
 	}
 	r.CheckpointS = time.Since(t).Seconds()
-	r.CheckpointBytes = dirSize(dir)
+	r.CheckpointBytes = migrate.DirSize(dir)
 	t2 := time.Now()
 	if err := rt.Resume(ctx, spec, dir); err != nil {
 		s.Stop()

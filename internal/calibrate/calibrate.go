@@ -348,7 +348,7 @@ func (b *bench) godwitRun(ctx context.Context, mib, rep int) (Sample, error) {
 	if _, err := runWorkload(ctx, b.n1.cli, name, mib, container.RestartPolicy{Name: "unless-stopped"}); err != nil {
 		return r, err
 	}
-	before, err := waitState(ctx, b.n1.cli, name, b.cfg.ProbeTimeout)
+	before, err := workload.WaitState(ctx, b.n1.cli, name, b.cfg.ProbeTimeout)
 	if err != nil {
 		return r, err
 	}
@@ -356,7 +356,7 @@ func (b *bench) godwitRun(ctx context.Context, mib, rep int) (Sample, error) {
 	if err != nil {
 		return r, fmt.Errorf("migrate: %w", err)
 	}
-	after, err := waitState(ctx, b.n2.cli, name, b.cfg.ProbeTimeout)
+	after, err := workload.WaitState(ctx, b.n2.cli, name, b.cfg.ProbeTimeout)
 	if err != nil {
 		return r, fmt.Errorf("after migration: %w", err)
 	}
@@ -385,7 +385,7 @@ func (b *bench) dockerRun(ctx context.Context, mib, rep int) (Sample, error) {
 	if err != nil {
 		return r, err
 	}
-	before, err := waitState(ctx, cli, name, b.cfg.ProbeTimeout)
+	before, err := workload.WaitState(ctx, cli, name, b.cfg.ProbeTimeout)
 	if err != nil {
 		return r, err
 	}
@@ -410,7 +410,7 @@ func (b *bench) dockerRun(ctx context.Context, mib, rep int) (Sample, error) {
 		return r, fmt.Errorf("waiting for the checkpointed container to stop: %w", err)
 	}
 	cpDir := filepath.Join(b.n1.engine.DataRoot, "containers", id, "checkpoints", "c1")
-	r.CheckpointBytes = dirSize(cpDir)
+	r.CheckpointBytes = migrate.DirSize(cpDir)
 	// Docker 20.10 bug worked around: checkpoint create leaves the checkpoint's tar in
 	// containerd's content store until containerd's garbage collector runs, and the copy it
 	// unpacks keeps the files' times, so start --checkpoint re-uploads a byte-identical tar
@@ -429,7 +429,7 @@ func (b *bench) dockerRun(ctx context.Context, mib, rep int) (Sample, error) {
 	if err != nil {
 		return r, fmt.Errorf("docker start --checkpoint: %w", err)
 	}
-	after, err := waitState(ctx, cli, name, b.cfg.ProbeTimeout)
+	after, err := workload.WaitState(ctx, cli, name, b.cfg.ProbeTimeout)
 	if err != nil {
 		return r, fmt.Errorf("after restore: %w", err)
 	}
@@ -460,37 +460,6 @@ func runWorkload(ctx context.Context, cli *client.Client, name string, mib int, 
 	return c.ID, nil
 }
 
-// waitState probes the workload until it answers.
-func waitState(ctx context.Context, cli *client.Client, name string, timeout time.Duration) (workload.State, error) {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		info, err := cli.ContainerInspect(ctx, name)
-		switch {
-		case err != nil:
-			last = err
-		case info.State == nil || !info.State.Running:
-			last = fmt.Errorf("container %s is not running", name)
-		default:
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			st, err := workload.Probe(pctx, info.State.Pid, workload.Port)
-			cancel()
-			if err == nil {
-				return st, nil
-			}
-			last = err
-		}
-		if time.Now().After(deadline) {
-			return workload.State{}, fmt.Errorf("workload %s does not answer after %s: %v", name, timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return workload.State{}, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // sameState checks that after is before's process continued: same seed and memory
 // checksum, ticks not reset.
 func sameState(before, after workload.State) error {
@@ -519,17 +488,4 @@ func touchTree(dir string, t time.Time) error {
 		}
 		return os.Chtimes(p, t, t)
 	})
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }

@@ -162,25 +162,34 @@ func ParseState(line string) (State, error) {
 	return s, nil
 }
 
-// WaitState waits (up to 10 s) for the workload in the named container of the engine behind
+// WaitState waits up to timeout for the workload in the named container of the engine behind
 // cli to run and answer, and returns its state.
-func WaitState(ctx context.Context, cli client.APIClient, name string) (State, error) {
+func WaitState(ctx context.Context, cli client.APIClient, name string, timeout time.Duration) (State, error) {
+	deadline := time.Now().Add(timeout)
 	var last error
-	for i := 0; i < 100; i++ {
+	for {
 		info, err := cli.ContainerInspect(ctx, name)
 		switch {
 		case err != nil:
 			last = err
-		case !info.State.Running:
-			last = fmt.Errorf("container %s is %s", name, info.State.Status)
+		case info.State == nil || !info.State.Running:
+			last = fmt.Errorf("container %s is not running", name)
 		default:
-			st, err := Probe(ctx, info.State.Pid, Port)
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			st, err := Probe(pctx, info.State.Pid, Port)
+			cancel()
 			if err == nil {
 				return st, nil
 			}
 			last = err
 		}
-		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(deadline) {
+			return State{}, fmt.Errorf("workload %s does not answer after %s: %w", name, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return State{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return State{}, fmt.Errorf("workload %s does not answer: %w", name, last)
 }
