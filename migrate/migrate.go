@@ -198,14 +198,15 @@ func (m *Migrator) Migrate(ctx context.Context, id, target string, opts Options)
 	sampler := StartHostSampler(50 * time.Millisecond)
 	err = m.Runtime.Checkpoint(ctx, spec.ID, localDir)
 	rep.CheckpointUsage = sampler.Stop()
-	rep.add(PhaseCheckpoint, time.Since(frozen), dirSize(localDir))
+	checkpointTime := time.Since(frozen)
+	rep.CheckpointBytes = DirSize(localDir)
+	rep.add(PhaseCheckpoint, checkpointTime, rep.CheckpointBytes)
 	if err == nil && opts.Hooks.AfterCheckpoint != nil {
 		err = opts.Hooks.AfterCheckpoint()
 	}
 	if err != nil {
 		return fail(m.rollback(ctx, c, spec, localDir, frozen, rep, err, log))
 	}
-	rep.CheckpointBytes = dirSize(localDir)
 
 	t = time.Now()
 	resp, err = c.call(ctx, request{Op: "checkpoint", MigrationID: opts.ID, Compressed: opts.Compress}, func(w io.Writer) (int64, int64, error) {
