@@ -28,3 +28,21 @@ var (
 	// running copy; asking the target again (same migration ID) settles it.
 	ErrInDoubt = errors.New("migrate: outcome in doubt: the target may run the workload; the source copy stays stopped")
 )
+
+var (
+	// ErrUnsafeStream is returned (wrapped, with the entry and the reason) when an incoming
+	// checkpoint or image stream holds something a node must not write: an absolute name, a
+	// `..` component, a name outside checkpoint/ and volumes/, a link that leaves its
+	// directory, a device or hard link, or more bytes or entries than the limits allow.
+	// Nothing outside the migration's staging directory was written.
+	ErrUnsafeStream = errors.New("migrate: unsafe stream refused")
+	// ErrUnauthorized is returned (wrapped, with the reason) when a peer's certificate does
+	// not allow the request: wrong role, not the migration's source, another node's name.
+	// The node changed nothing.
+	ErrUnauthorized = errors.New("migrate: not authorized")
+	// ErrRefused is returned (wrapped, with the field or rule) when a request is well formed
+	// and authorized but this node will not do it: a container config its node policy does
+	// not allow, an image the migration does not need, a workload another migration holds,
+	// an unmanaged container. Nothing was frozen or changed.
+	ErrRefused = errors.New("migrate: refused")
+)
