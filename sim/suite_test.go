@@ -1,0 +1,72 @@
+package sim
+
+import (
+	"bytes"
+	"flag"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/godwit-io/godwit/policy"
+)
+
+var (
+	suiteDir   = flag.String("suite", "", "TestSuiteReport: run every scenario of this directory (and the default) with the built-in policy and every baseline, and print the table")
+	suiteSeeds = flag.String("suite.seeds", "", "TestSuiteReport: comma-separated seeds (default: each scenario's own)")
+)
+
+// TestSuiteReport prints the suite table the README's figures come from:
+//
+//	go test ./sim/ -run '^TestSuiteReport$' -suite ../configs/scenarios -suite.seeds 1,2,3 -v
+func TestSuiteReport(t *testing.T) {
+	if *suiteDir == "" {
+		t.Skip("no -suite directory")
+	}
+	scs, err := LoadScenarioDir(*suiteDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seeds []uint64
+	if *suiteSeeds != "" {
+		for _, s := range strings.Split(*suiteSeeds, ",") {
+			v, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seeds = append(seeds, v)
+		}
+	}
+	rows, err := RunSuite(scs, Config{Policy: SimPolicy(), Model: policy.DefaultCostModel()}, nil, seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteSuiteTable(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+	for _, m := range SuiteVerdict(rows, 0.8) {
+		t.Log("goal missed: " + m)
+	}
+}
+
+func TestRunSuiteSmall(t *testing.T) {
+	sc := loadSmall(t)
+	rows, err := RunSuite([]*Scenario{sc}, Config{Policy: SimPolicy(), Model: policy.DefaultCostModel()}, nil, []uint64{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Seed != 1 || rows[1].Seed != 2 || len(rows[0].Arms) != len(DefaultArms) {
+		t.Fatalf("rows: %+v", rows)
+	}
+	if rows[0].Arms[0].SLOViolationUserMinutes == rows[1].Arms[0].SLOViolationUserMinutes {
+		t.Error("two seeds gave the same policy summary")
+	}
+	var b bytes.Buffer
+	if err := WriteSuiteTable(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "SLO / best baseline") || strings.Count(b.String(), "\n") != 1+2*len(DefaultArms) {
+		t.Errorf("table:\n%s", b.String())
+	}
+}
