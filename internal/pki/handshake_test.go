@@ -36,9 +36,9 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // load issues and loads a certificate valid now.
-func (c *cluster) load(node string, role Role) *TLS {
+func (c *cluster) load(node string, role Role, ips ...net.IP) *TLS {
 	c.t.Helper()
-	f, err := CreateCert(CertOptions{CADir: c.caDir, OutDir: c.dir, Node: node, Role: role})
+	f, err := CreateCert(CertOptions{CADir: c.caDir, OutDir: c.dir, Node: node, Role: role, IPs: ips})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -190,6 +190,9 @@ func TestTLSHandshake(t *testing.T) {
 	expiredA := c.loadExpired("a", RoleServer)
 	expiredC := c.loadExpired("c", RoleClient)
 	noRole := c.loadRaw(pkix.Name{CommonName: "c", Organization: []string{"godwit"}}, RoleClient.extKeyUsage())
+	withIP := c.load("d", RoleServer, net.ParseIP("127.0.0.1"))
+	// What curl does: the standard verification, host name (here the IP) included.
+	standard := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: nodeA.roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{alice.cert}}
 	tls12 := nodeC.ClientConfig("a")
 	tls12.MinVersion, tls12.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
 
@@ -210,7 +213,11 @@ func TestTLSHandshake(t *testing.T) {
 			wantSrv: Identity{"a", RoleServer}, wantCli: Identity{"c", RoleClient}},
 		{name: "operator dials a node", server: nodeA.ServerConfig(), client: dialTLS(alice.ClientConfig("a")),
 			wantSrv: Identity{"alice", RoleOperator}, wantCli: Identity{"a", RoleServer}},
+		{name: "standard client verifies the IP SAN", server: withIP.ServerConfig(), client: dialTLS(standard),
+			wantSrv: Identity{"alice", RoleOperator}, wantCli: Identity{"d", RoleServer}},
 
+		{name: "standard client, no IP SAN (why ClientConfig checks names instead)", server: nodeA.ServerConfig(), client: dialTLS(standard),
+			refusedBy: "client", wantErr: "doesn't contain any IP SANs"},
 		{name: "no client certificate", server: nodeA.ServerConfig(),
 			client:    dialTLS(&tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}),
 			refusedBy: "server", wantErr: "didn't provide a certificate"},
