@@ -299,14 +299,23 @@ func (w *world) available(ci int) bool {
 	return !(w.now >= c.frozenFrom && w.now < c.frozenUntil)
 }
 
-// updateView writes the dynamic state into the view the planner sees.
+// updateView writes the dynamic state into the view the planner sees. A node's load is what
+// runs on it, as an agent measures it: the capacity an in-flight migration holds on its
+// target is not in the view, because the ledger says it (policy.Evaluate reserves it from
+// the ledger's in-flight records), so that it is counted exactly once.
 func (w *world) updateView() {
 	v := &w.view
+	held := make([][2]float64, len(w.nodes))
+	for _, f := range w.flights {
+		c := &w.containers[f.container]
+		held[f.to][0] += c.cpu
+		held[f.to][1] += float64(c.memBytes)
+	}
 	for i := range w.nodes {
 		n := &w.nodes[i]
 		vn := &v.Nodes[i]
-		vn.UsedCPU = n.cpu
-		vn.UsedMemoryBytes = int64(n.mem)
+		vn.UsedCPU = max(0, n.cpu-held[i][0])
+		vn.UsedMemoryBytes = int64(max(0, n.mem-held[i][1]))
 		vn.Drained = n.drained
 		vn.Unavailable = n.down
 	}

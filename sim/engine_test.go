@@ -114,8 +114,9 @@ func TestDecisionsAreTheEngines(t *testing.T) {
 }
 
 // TestViewInvariants checks the views the simulator builds: one owner per container, node
-// loads that add up, capacity held on both ends of a migration in flight, failed nodes
-// unavailable.
+// loads that add up to what runs on them (the capacity a migration in flight holds on its
+// target is in the ledger, which the engine reserves, so it must not be in the view too:
+// counted exactly once), failed nodes unavailable.
 func TestViewInvariants(t *testing.T) {
 	sc := loadSmall(t)
 	// Slow checkpoints, so that migrations are still in flight at the next evaluation.
@@ -161,11 +162,13 @@ func TestViewInvariants(t *testing.T) {
 			if v.Nodes[idx[m.From]].Unavailable || v.Nodes[idx[m.To]].Unavailable {
 				t.Errorf("evaluation %d: migration %s in flight touching a failed node", i, m.ID)
 			}
-			cpu[idx[m.To]] += cpuOf[m.Container]
+			if cpuOf[m.Container] <= 0 {
+				t.Errorf("evaluation %d: migration %s of an idle container proves nothing", i, m.ID)
+			}
 		}
 		for ni, n := range v.Nodes {
 			if d := n.UsedCPU - cpu[ni]; d > 1e-9 || d < -1e-9 {
-				t.Fatalf("evaluation %d: node %s UsedCPU %v, containers and holds add up to %v", i, n.ID, n.UsedCPU, cpu[ni])
+				t.Fatalf("evaluation %d: node %s UsedCPU %v, its containers add up to %v", i, n.ID, n.UsedCPU, cpu[ni])
 			}
 		}
 	}
@@ -323,5 +326,35 @@ func TestPolicyChangeEvent(t *testing.T) {
 	sc.Events[len(sc.Events)-1].PolicyFile = "missing.yaml"
 	if _, err := RunPlanner(sc, Config{Model: policy.DefaultCostModel()}, &PolicyPlanner{Policy: SimPolicy(), Model: policy.DefaultCostModel()}); err == nil {
 		t.Error("a missing policy file did not fail the run")
+	}
+}
+
+// TestInFlightHeldOnce checks that the simulated cluster holds an in-flight migration's
+// capacity on the target exactly once: in its own accounting (which the metrics read),
+// and not in the view, where the ledger's in-flight record stands for it.
+func TestInFlightHeldOnce(t *testing.T) {
+	sc := loadSmall(t)
+	w := newWorld(sc, &Config{Model: policy.DefaultCostModel()}, NoMigration{})
+	w.refresh()
+	ci := 0
+	c := &w.containers[ci]
+	from := c.node
+	to := (from + 1) % len(w.nodes)
+	before := w.nodes[to].cpu
+	w.start(ci, to)
+	if got, want := w.nodes[to].cpu, before+c.cpu; got != want {
+		t.Fatalf("simulated target load %v, want %v (held once)", got, want)
+	}
+	w.fresh = -1
+	w.refresh()
+	if got, want := w.nodes[to].cpu, before+c.cpu; got != want {
+		t.Fatalf("after refresh: simulated target load %v, want %v (held once)", got, want)
+	}
+	w.updateView()
+	if got := w.view.Nodes[to].UsedCPU; got != before {
+		t.Errorf("view shows target load %v, want %v: the hold is the ledger's", got, before)
+	}
+	if n := len(w.ledger.Migrations); n != 1 || w.ledger.Migrations[0].State.Terminal() {
+		t.Fatalf("ledger %+v: want one migration in flight", w.ledger.Migrations)
 	}
 }

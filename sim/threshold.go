@@ -36,6 +36,23 @@ func (t *ThresholdRebalancer) Plan(view *policy.ClusterView, ledger *policy.Ledg
 			inFlight[m.Container] = true
 		}
 	}
+	// The view shows what runs on each node; an in-flight migration also holds its
+	// container's capacity on the target (as the decision engine reserves it).
+	if len(inFlight) > 0 {
+		byID := make(map[string]int, len(view.Containers))
+		for ci, c := range view.Containers {
+			byID[c.ID] = ci
+		}
+		for _, m := range ledger.Migrations {
+			ci, okC := byID[m.Container]
+			ni, okN := idx[m.To]
+			if m.State.Terminal() || !okC || !okN || view.Containers[ci].Node == m.To {
+				continue
+			}
+			util[ni] += view.Containers[ci].CPU / view.Nodes[ni].CPUCores
+			memUsed[ni] += float64(view.Containers[ci].MemoryBytes)
+		}
+	}
 	// Containers of each overloaded node, largest CPU first.
 	byNode := map[int][]int{}
 	for ci, c := range view.Containers {
