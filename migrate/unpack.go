@@ -25,7 +25,9 @@ type UnpackLimits struct {
 	// More is ErrUnsafeStream ("oversize"), refused before the file that would pass it is
 	// written.
 	MaxBytes int64
-	// MaxEntries bounds the number of tar entries of any type.
+	// MaxEntries bounds the number of tar entries of any type, plus the directories made
+	// for entries whose parents the stream did not list. Names and link targets may total
+	// 128 bytes per allowed entry.
 	MaxEntries int
 }
 
@@ -42,7 +44,8 @@ func DefaultUnpackLimits() UnpackLimits {
 		// CRIU writes a few image files per process and per memory mapping (hundreds to a
 		// few thousand for large process trees); volumes with many small files dominate.
 		// Half a million entries is far beyond a workload worth moving live, and bounds
-		// the unpacker's bookkeeping (one map entry per name) to tens of MiB.
+		// what the unpacker keeps (one map entry per name, names averaging at most 128
+		// bytes) to about 100 MiB.
 		MaxEntries: 1 << 19,
 	}
 }
@@ -67,6 +70,10 @@ const (
 	// (one lookup per path component) bounded.
 	maxEntryPath      = 4095
 	maxEntryComponent = 255
+	// avgNameBudget bounds the names (and link targets) of a stream to this many bytes per
+	// allowed entry, since they are kept until the end: a stream of MaxEntries names of
+	// PATH_MAX bytes would otherwise hold gigabytes. Real names average well under 100.
+	avgNameBudget = 128
 )
 
 // volumeNameRE is Docker's rule for volume names: it also makes a name one safe path
@@ -131,6 +138,7 @@ type unpacker struct {
 	volumes    map[string]*unpackTree
 	bytes      int64
 	entries    int
+	nameBytes  int64
 }
 
 // unpackTree is one root the stream writes into: the checkpoint directory or one volume.
@@ -211,6 +219,10 @@ func (u *unpacker) run(r io.Reader) error {
 		if u.entries > u.lim.MaxEntries {
 			return unsafeEntry(hdr.Name, "more than %d entries", u.lim.MaxEntries)
 		}
+		u.nameBytes += int64(len(hdr.Name) + len(hdr.Linkname))
+		if budget := int64(u.lim.MaxEntries) * avgNameBudget; u.nameBytes > budget {
+			return unsafeEntry(hdr.Name, "names and link targets total more than %d bytes (%d entries of %d bytes)", budget, u.lim.MaxEntries, avgNameBudget)
+		}
 		if err := u.entry(hdr, tr); err != nil {
 			return err
 		}
@@ -246,11 +258,11 @@ func (u *unpacker) entry(hdr *tar.Header, content io.Reader) error {
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		return t.dir(hdr, rel)
+		return u.dir(t, hdr, rel)
 	case tar.TypeReg:
 		return u.file(t, hdr, rel, content)
 	default:
-		return t.symlink(hdr, rel)
+		return u.symlink(t, hdr, rel)
 	}
 }
 
@@ -336,8 +348,9 @@ func (u *unpacker) volume(name string) (*unpackTree, error) {
 
 // parents makes sure every directory on the way to rel is a real directory inside the root,
 // creating missing ones. A symlink on the way is refused: following it could only lead
-// somewhere the stream did not name.
-func (t *unpackTree) parents(hdr *tar.Header, rel string) error {
+// somewhere the stream did not name. Each directory it makes or checks counts as an entry,
+// so deep names cannot turn one entry into thousands of directories.
+func (u *unpacker) parents(t *unpackTree, hdr *tar.Header, rel string) error {
 	for i := 0; i < len(rel); i++ {
 		if rel[i] != '/' {
 			continue
@@ -363,6 +376,10 @@ func (t *unpackTree) parents(hdr *tar.Header, rel string) error {
 			return unsafeEntry(hdr.Name, "parent %q is not a directory", dir)
 		}
 		t.seen[dir] = seenParent
+		u.entries++
+		if u.entries > u.lim.MaxEntries {
+			return unsafeEntry(hdr.Name, "more than %d entries, counting the directories made for them", u.lim.MaxEntries)
+		}
 	}
 	return nil
 }
@@ -387,7 +404,7 @@ func (t *unpackTree) clear(hdr *tar.Header, rel string) error {
 	return nil
 }
 
-func (t *unpackTree) dir(hdr *tar.Header, rel string) error {
+func (u *unpacker) dir(t *unpackTree, hdr *tar.Header, rel string) error {
 	switch t.seen[rel] {
 	case seenDir, seenLeaf:
 		return unsafeEntry(hdr.Name, "names a path this stream already wrote")
@@ -395,7 +412,7 @@ func (t *unpackTree) dir(hdr *tar.Header, rel string) error {
 		// Made (or found) as a parent of an earlier entry: now it gets its owner and mode.
 	default:
 		if rel != "" {
-			if err := t.parents(hdr, rel); err != nil {
+			if err := u.parents(t, hdr, rel); err != nil {
 				return err
 			}
 			fi, err := t.root.Lstat(rel)
@@ -439,7 +456,7 @@ func (u *unpacker) file(t *unpackTree, hdr *tar.Header, rel string, content io.R
 	if err != nil && t.owned {
 		return err
 	}
-	if err := t.parents(hdr, rel); err != nil {
+	if err := u.parents(t, hdr, rel); err != nil {
 		return err
 	}
 	if err := t.clear(hdr, rel); err != nil {
@@ -490,7 +507,7 @@ func (r *readErrReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (t *unpackTree) symlink(hdr *tar.Header, rel string) error {
+func (u *unpacker) symlink(t *unpackTree, hdr *tar.Header, rel string) error {
 	if reason := symlinkTargetProblem(rel, hdr.Linkname); reason != "" {
 		return unsafeEntry(hdr.Name, "%s", reason)
 	}
@@ -498,7 +515,7 @@ func (t *unpackTree) symlink(hdr *tar.Header, rel string) error {
 	if err != nil && t.owned {
 		return err
 	}
-	if err := t.parents(hdr, rel); err != nil {
+	if err := u.parents(t, hdr, rel); err != nil {
 		return err
 	}
 	if err := t.clear(hdr, rel); err != nil {

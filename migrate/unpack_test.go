@@ -378,6 +378,21 @@ func TestUnpackRefusesHostileStreams(t *testing.T) {
 					dirEntry("checkpoint/b/", 0o700), dirEntry("checkpoint/c/", 0o700),
 				}
 			}},
+		{desc: "a deep name counts the directories made for it", want: "counting the directories made for them", lim: &small,
+			entries: func(*unpackLayout) []streamEntry {
+				return []streamEntry{fileEntry("checkpoint/a/b/c/d/f", "f", 0o644)}
+			}},
+		{desc: "long names past the name budget", want: "names and link targets total more than", lim: &small,
+			entries: func(*unpackLayout) []streamEntry {
+				return []streamEntry{
+					fileEntry("checkpoint/"+strings.Repeat("n", 250), "", 0o644),
+					linkEntry("checkpoint/l", strings.Repeat("m/", 100)+"x"),
+				}
+			}},
+		{desc: "a negative owner in a volume", want: "not a valid uid:gid",
+			entries: func(*unpackLayout) []streamEntry {
+				return []streamEntry{{name: "volumes/data/f", typ: tar.TypeReg, body: "x", mode: 0o644, uid: -5, gid: 0}}
+			}},
 		{desc: "truncated inside a file's content", want: "truncated", raw: valid[:2*tarBlockSize+700]},
 		{desc: "truncated inside a header", want: "truncated",
 			raw: append(tarOf(t, []streamEntry{dirEntry("checkpoint/", 0o700)}, false), tarOf(t, []streamEntry{fileEntry("checkpoint/a", "a", 0o600)}, true)[:100]...)},
@@ -650,6 +665,38 @@ func TestUnpackLimitsValidate(t *testing.T) {
 			l := newUnpackLayout(t)
 			if _, err := l.unpack(nil, tc.lim); err == nil {
 				t.Fatal("unpack with invalid limits succeeded")
+			}
+		})
+	}
+}
+
+func TestCleanEntryName(t *testing.T) {
+	cases := []struct {
+		desc, raw string
+		dir       bool
+		want      string // the clean name, or the reason it is refused
+	}{
+		{"plain", "checkpoint/pages-1.img", false, "checkpoint/pages-1.img"},
+		{"leading ./", "./checkpoint/x", false, "checkpoint/x"},
+		{"directory with trailing slash", "volumes/data/", true, "volumes/data"},
+		{"file with trailing slash", "checkpoint/x/", false, "not a clean path"},
+		{"empty", "", false, "empty name"},
+		{"only ./", "./", true, "empty name"},
+		{"NUL (tar writers cannot encode it; a forged header might)", "checkpoint/a\x00b", false, "NUL in name"},
+		{"absolute", "/checkpoint/x", false, "absolute name"},
+		{"dot-dot", "checkpoint/../x", false, `".." component`},
+		{"over-long component", "checkpoint/" + strings.Repeat("c", 256), false, "component longer than 255 bytes"},
+		{"over-long name", strings.Repeat("checkpoint/", 400), true, "name longer than 4095 bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			name, reason := cleanEntryName(tc.raw, tc.dir)
+			got := name
+			if reason != "" {
+				got = reason
+			}
+			if !strings.Contains(got, tc.want) || (reason == "" && got != tc.want) {
+				t.Errorf("cleanEntryName(%q) = %q, %q; want %q", tc.raw, name, reason, tc.want)
 			}
 		})
 	}
