@@ -30,9 +30,15 @@ const (
 	// maxImageMetadata bounds each JSON file read from an archive: manifest.json,
 	// index.json, repositories, OCI manifests and image configs are a few KiB.
 	maxImageMetadata = 4 << 20
+	// maxImageMetadataTotal bounds all the JSON read from one archive together.
+	maxImageMetadataTotal = 32 << 20
 	// maxImageArchiveEntries bounds an archive's entries: docker save writes a few per
-	// layer, and images have at most 127 layers.
-	maxImageArchiveEntries = 100_000
+	// layer and images have at most 127 layers; a multi-platform image repeats that per
+	// platform.
+	maxImageArchiveEntries = 10_000
+	// maxImageEntryName bounds an entry's name: docker writes "blobs/sha256/<64 hex>" and
+	// "<64 hex>/layer.tar".
+	maxImageEntryName = 1024
 	// maxIndexDepth bounds nested OCI indexes: Docker writes one level, a multi-platform
 	// image two.
 	maxIndexDepth = 4
@@ -240,11 +246,13 @@ type archiveEntry struct {
 type imageArchiveReader struct {
 	path    string
 	entries map[string]archiveEntry
+	// budget is what is left of maxImageMetadataTotal.
+	budget int64
 }
 
 // readImageArchive works out what loading the archive at path would create.
 func readImageArchive(path string) (*imageArchiveContent, error) {
-	ar := &imageArchiveReader{path: path}
+	ar := &imageArchiveReader{path: path, budget: maxImageMetadataTotal}
 	meta, err := ar.scan()
 	if err != nil {
 		return nil, err
@@ -381,9 +389,18 @@ func (ar *imageArchiveReader) resolveIndex(top []ociDescriptor) ([]archiveConfig
 		desc   ociDescriptor
 		target string
 	}
-	level := make([]pending, 0, len(top))
+	// Each level holds a (blob, index.json descriptor) pair once: an index naming one blob
+	// many times, at each of a few levels, must not multiply the work.
+	var level []pending
+	queued := map[[2]string]bool{}
+	enqueue := func(into *[]pending, d ociDescriptor, target string) {
+		if key := [2]string{d.Digest, target}; !queued[key] {
+			queued[key] = true
+			*into = append(*into, pending{d, target})
+		}
+	}
 	for _, d := range top {
-		level = append(level, pending{d, d.Digest})
+		enqueue(&level, d, d.Digest)
 	}
 	var configs []archiveConfig
 	for depth := 0; len(level) > 0; depth++ {
@@ -427,7 +444,7 @@ func (ar *imageArchiveReader) resolveIndex(top []ociDescriptor) ([]archiveConfig
 			switch {
 			case mediaType == mediaOCIIndex || mediaType == mediaDockerList || (mediaType == "" && blob.Manifests != nil):
 				for _, d := range blob.Manifests {
-					next = append(next, pending{d, p.target})
+					enqueue(&next, d, p.target)
 				}
 			case mediaType == mediaOCIManifest || mediaType == mediaDockerManifest || (mediaType == "" && blob.Config != nil):
 				if blob.Config == nil {
@@ -520,6 +537,8 @@ func archiveEntryName(raw string) (string, error) {
 	switch {
 	case name == "" || name == ".":
 		return ".", nil
+	case len(name) > maxImageEntryName:
+		return "", fmt.Errorf("%w: image archive entry name of %d bytes, more than %d", ErrUnsafeStream, len(name), maxImageEntryName)
 	case strings.IndexByte(name, 0) >= 0, strings.HasPrefix(name, "/"), path.Clean(name) != name,
 		name == "..", strings.HasPrefix(name, "../"):
 		return "", fmt.Errorf("%w: image archive entry %q is not a clean relative name", ErrUnsafeStream, raw)
@@ -562,7 +581,7 @@ func (ar *imageArchiveReader) scan() (map[string][]byte, error) {
 			if hdr.Typeflag != tar.TypeReg {
 				return nil, fmt.Errorf("%w: image archive: %s is not a regular file", ErrUnsafeStream, name)
 			}
-			if meta[name], err = readBounded(tr, name, hdr.Size); err != nil {
+			if meta[name], err = ar.readEntry(tr, name, hdr.Size); err != nil {
 				return nil, err
 			}
 		}
@@ -597,11 +616,21 @@ func (ar *imageArchiveReader) read(want map[string]bool) (map[string][]byte, err
 		if hdr.Typeflag != tar.TypeReg {
 			return nil, fmt.Errorf("%w: image archive: %s is not a regular file", ErrUnsafeStream, name)
 		}
-		if got[name], err = readBounded(tr, name, hdr.Size); err != nil {
+		if got[name], err = ar.readEntry(tr, name, hdr.Size); err != nil {
 			return nil, err
 		}
 	}
 	return got, nil
+}
+
+// readEntry reads one metadata entry within what is left of the archive's budget.
+func (ar *imageArchiveReader) readEntry(r io.Reader, name string, size int64) ([]byte, error) {
+	if size > ar.budget {
+		return nil, fmt.Errorf("%w: image archive: its metadata totals more than %d bytes", ErrUnsafeStream, maxImageMetadataTotal)
+	}
+	b, err := readBounded(r, name, size)
+	ar.budget -= int64(len(b))
+	return b, err
 }
 
 // readBounded reads one metadata entry, refusing one larger than maxImageMetadata.

@@ -271,6 +271,8 @@ func TestCheckImageArchive(t *testing.T) {
 			entries: append(replaced(legacy, hexOf(a.id())+".json", "", true), linkEntry(hexOf(a.id())+".json", "elsewhere.json"))},
 		{desc: "an entry outside the archive", want: a.id(), allowed: allowed, refuse: "not a clean relative name",
 			entries: append(slices.Clone(legacy), fileEntry("../escape", "x", 0o644))},
+		{desc: "an over-long entry name", want: a.id(), allowed: allowed, refuse: "more than 1024",
+			entries: append(slices.Clone(legacy), fileEntry(strings.Repeat("x", 1025), "x", 0o644))},
 		{desc: "an oversize manifest.json", want: a.id(), refuse: "more than",
 			entries: []streamEntry{fileEntry("manifest.json", "["+strings.Repeat(" ", maxImageMetadata)+"]", 0o644)}},
 	}
