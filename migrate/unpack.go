@@ -539,7 +539,9 @@ func (u *unpacker) symlink(t *unpackTree, hdr *tar.Header, rel string) error {
 // symlink from wherever that symlink led, so "a/../.." is not where it looks, and a chain of
 // such links could climb out of a root that every link, read lexically, stays inside. With
 // ".." only at the start, and no symlink among a link's parents (parents refuses them), each
-// link resolves to where it reads, inside the root.
+// link the stream makes resolves to where it reads, inside the root (through links the
+// root held before the stream, which the stream did not make, it may lead wherever those
+// do; nothing here writes through any link).
 func symlinkTargetProblem(rel, target string) string {
 	switch {
 	case target == "":
