@@ -252,13 +252,19 @@ func (r *CRIURuntime) Inspect(ctx context.Context, id string) (*Spec, error) {
 		return nil, err
 	}
 	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	labels := processLabels(pid)
+	workload := labels[LabelWorkload]
+	if workload == "" {
+		workload = "pid-" + strconv.Itoa(pid)
+	}
 	return &Spec{
+		Workload:    workload,
 		Runtime:     CRIURuntimeName,
 		ID:          strconv.Itoa(pid),
 		Name:        strings.TrimSpace(string(comm)),
 		MemoryBytes: rss,
 		Arch:        runtime.GOARCH,
-		Labels:      processLabels(pid),
+		Labels:      labels,
 		Config:      raw,
 	}, nil
 }
@@ -680,6 +686,19 @@ func (r *CRIURuntime) liveProcess(id string) (int, procIdentity, error) {
 		return pid, procIdentity{PID: pid}, nil
 	}
 	return pid, ident, nil
+}
+
+// State implements Runtime: a process tree exists only while it runs.
+func (r *CRIURuntime) State(ctx context.Context, id string) (WorkloadState, error) {
+	_, ident, err := r.liveProcess(id)
+	if errors.Is(err, ErrNotFound) {
+		return WorkloadState{}, nil
+	}
+	if err != nil {
+		return WorkloadState{}, err
+	}
+	alive := ident.alive()
+	return WorkloadState{Exists: alive, Running: alive}, nil
 }
 
 // Remove implements Runtime: it kills the tree named by id and, for a staged workload,

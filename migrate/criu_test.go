@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/internal/testenv"
 	"github.com/godwit-io/godwit/internal/workload"
 )
@@ -43,7 +44,7 @@ func startMemhog(t *testing.T, mib int, ip string) *memhogProc {
 	cmd := exec.Command(bin, "-mib", strconv.Itoa(mib), "-addr", addr)
 	cmd.Env = append(os.Environ(),
 		"GODEBUG=multipathtcp=0",
-		EnvLabels+"="+LabelProbePort+"="+strconv.Itoa(port))
+		EnvLabels+"="+LabelProbePort+"="+strconv.Itoa(port)+","+LabelManaged+"=true")
 	// Own session, stdio on /dev/null (exec's default): nothing ties it to the test.
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
@@ -493,26 +494,43 @@ func TestCRIURuntimeConfigValidate(t *testing.T) {
 	}
 }
 
-// criuNode is one simulated node: a CRIU runtime, its endpoint on the node's own 127.0.0.x
-// address, and a migrator.
+// criuNode is one simulated node: a CRIU runtime and its migration service (TLS) on the
+// node's own 127.0.0.x address.
 type criuNode struct {
 	rt       *CRIURuntime
+	node     *Node
 	endpoint string
-	migrator *Migrator
 	stateDir string
+	fault    func(string) error
 }
 
-func startCRIUNode(t *testing.T, addr, probeHost string) *criuNode {
+func startCRIUNode(t *testing.T, p *testPKI, name, addr, probeHost string) *criuNode {
 	t.Helper()
 	rt := newTestCRIURuntime(t, probeHost)
-	ep := NewEndpoint(rt, nil)
-	bound, err := ep.Listen(addr + ":0")
+	state := t.TempDir()
+	cn := &criuNode{rt: rt, stateDir: state}
+	n, err := NewNode(NodeConfig{Name: name, Runtime: rt, StateDir: state, TLS: p.tls(t, name, pki.RoleClient),
+		Fault: func(point string) error {
+			if cn.fault != nil {
+				return cn.fault(point)
+			}
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ep.Close() })
-	state := t.TempDir()
-	return &criuNode{rt: rt, endpoint: bound, stateDir: state, migrator: &Migrator{Runtime: rt, StateDir: state}}
+	bound, err := n.Listen(addr + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start(context.Background())
+	t.Cleanup(func() { n.Close() })
+	cn.node, cn.endpoint = n, bound
+	return cn
+}
+
+func (cn *criuNode) migrate(ctx context.Context, id string, to *criuNode, mid string) (*Report, error) {
+	return cn.node.Migrate(ctx, Order{ID: mid, Workload: id, TargetNode: to.node.Name(), TargetAddr: to.endpoint})
 }
 
 // Through the real orchestrator and transfer: migrate, migrate back, a rollback, and a
@@ -522,13 +540,14 @@ func TestCRIUMigrateEndToEnd(t *testing.T) {
 	testenv.RequireCRIU(t)
 	ctx := context.Background()
 	const workIP = "127.0.0.36"
-	n1 := startCRIUNode(t, "127.0.0.37", workIP)
-	n2 := startCRIUNode(t, "127.0.0.38", workIP)
+	p := newTestPKI(t)
+	n1 := startCRIUNode(t, p, "n1", "127.0.0.37", workIP)
+	n2 := startCRIUNode(t, p, "n2", "127.0.0.38", workIP)
 	m := startMemhog(t, 64, workIP)
 	id := strconv.Itoa(m.pid)
 
 	before := m.state(t)
-	rep, err := n1.migrator.Migrate(ctx, id, n2.endpoint, Options{ID: "e2e-1"})
+	rep, err := n1.migrate(ctx, id, n2, "e2e-1")
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -543,12 +562,12 @@ func TestCRIUMigrateEndToEnd(t *testing.T) {
 	if err := n1.rt.Verify(ctx, id); err == nil {
 		t.Error("source still reports the workload")
 	}
-	if n := countFiles(t, n1.stateDir); n != 0 {
+	if n := countFiles(t, filepath.Join(n1.stateDir, "checkpoints")); n != 0 {
 		t.Errorf("%d files left in the source's state dir", n)
 	}
 
 	// And back, addressed by the target's ID.
-	rep2, err := n2.migrator.Migrate(ctx, rep.TargetID, n1.endpoint, Options{ID: "e2e-2"})
+	rep2, err := n2.migrate(ctx, rep.TargetID, n1, "e2e-2")
 	if err != nil {
 		t.Fatalf("Migrate back: %v", err)
 	}
@@ -561,9 +580,14 @@ func TestCRIUMigrateEndToEnd(t *testing.T) {
 
 	// A failure after the freeze rolls back onto the source.
 	before = m.state(t)
-	_, err = n1.migrator.Migrate(ctx, rep2.TargetID, n2.endpoint, Options{ID: "e2e-3", Hooks: Hooks{
-		BeforeRestore: func() error { return errors.New("injected failure before restore") },
-	}})
+	n2.fault = func(point string) error {
+		if point == "target-before-restore" {
+			return errors.New("injected failure before restore")
+		}
+		return nil
+	}
+	_, err = n1.migrate(ctx, rep2.TargetID, n2, "e2e-3")
+	n2.fault = nil
 	if !errors.Is(err, ErrRolledBack) {
 		t.Fatalf("Migrate with a failure before restore = %v, want ErrRolledBack", err)
 	}
@@ -575,7 +599,7 @@ func TestCRIUMigrateEndToEnd(t *testing.T) {
 
 	// An MPTCP process is refused before anything freezes.
 	cmd, addr := listenerChild(t, "mptcp", "127.0.0.36")
-	_, err = n1.migrator.Migrate(ctx, strconv.Itoa(cmd.Process.Pid), n2.endpoint, Options{ID: "e2e-4"})
+	_, err = n1.migrate(ctx, strconv.Itoa(cmd.Process.Pid), n2, "e2e-4")
 	if !errors.Is(err, ErrNotCheckpointable) || !strings.Contains(err.Error(), "MPTCP") {
 		t.Fatalf("Migrate of an MPTCP process = %v, want ErrNotCheckpointable naming MPTCP", err)
 	}

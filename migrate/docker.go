@@ -55,6 +55,8 @@ type DockerConfig struct {
 	HeadroomMargin int64
 	// VerifyTimeout bounds Verify's wait for a restored workload to answer. Default 30s.
 	VerifyTimeout time.Duration
+	// Policy is what this node accepts in containers migrating here.
+	Policy DockerPolicy
 }
 
 // DockerRuntime implements Runtime for Docker containers: checkpoints with runc and CRIU
@@ -103,15 +105,15 @@ func NewDockerRuntime(cfg DockerConfig) (*DockerRuntime, error) {
 // Name implements Runtime.
 func (d *DockerRuntime) Name() string { return "docker" }
 
-// dockerConfig is Spec.Config for docker workloads.
-type dockerConfig struct {
-	Config     *container.Config     `json:"config"`
-	HostConfig *container.HostConfig `json:"hostConfig"`
-}
-
-// Inspect implements Runtime.
+// Inspect implements Runtime. id is a container ID or name, or a workload identity
+// (LabelWorkload) of a container on this engine.
 func (d *DockerRuntime) Inspect(ctx context.Context, id string) (*Spec, error) {
 	info, err := d.cfg.Client.ContainerInspect(ctx, id)
+	if errdefs.IsNotFound(err) {
+		if found, ferr := d.findByLabel(ctx, LabelWorkload, id); ferr == nil && found != "" {
+			info, err = d.cfg.Client.ContainerInspect(ctx, found)
+		}
+	}
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: container %s", ErrNotFound, id)
@@ -122,10 +124,14 @@ func (d *DockerRuntime) Inspect(ctx context.Context, id string) (*Spec, error) {
 		Runtime:     d.Name(),
 		ID:          info.ID,
 		Name:        strings.TrimPrefix(info.Name, "/"),
+		Workload:    info.Config.Labels[LabelWorkload],
 		Image:       info.Config.Image,
 		ImageID:     info.Image,
 		MemoryLimit: info.HostConfig.Memory,
 		Labels:      info.Config.Labels,
+	}
+	if spec.Workload == "" {
+		spec.Workload = info.ID
 	}
 	if img, err := d.cfg.Client.ImageInspect(ctx, info.Image); err == nil {
 		spec.Arch = img.Architecture
@@ -138,15 +144,45 @@ func (d *DockerRuntime) Inspect(ctx context.Context, id string) (*Spec, error) {
 	if info.State != nil && info.State.Running {
 		spec.MemoryBytes, _ = d.memoryInUse(ctx, info.ID)
 	}
-	hc := *info.HostConfig
-	// The target engine assigns these itself.
-	hc.ContainerIDFile = ""
-	b, err := json.Marshal(dockerConfig{Config: info.Config, HostConfig: &hc})
+	w, _ := workloadFromInspect(info)
+	b, err := json.Marshal(w)
 	if err != nil {
 		return nil, err
 	}
 	spec.Config = b
 	return spec, nil
+}
+
+// findByLabel returns the ID of a container carrying label=value, or "".
+func (d *DockerRuntime) findByLabel(ctx context.Context, label, value string) (string, error) {
+	list, err := d.cfg.Client.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", label+"="+value)),
+	})
+	if err != nil {
+		return "", fmt.Errorf("migrate: list containers: %w", err)
+	}
+	for _, c := range list {
+		if c.State == "running" {
+			return c.ID, nil
+		}
+	}
+	if len(list) == 0 {
+		return "", nil
+	}
+	return list[0].ID, nil
+}
+
+// State implements Runtime.
+func (d *DockerRuntime) State(ctx context.Context, id string) (WorkloadState, error) {
+	info, err := d.cfg.Client.ContainerInspect(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return WorkloadState{}, nil
+	}
+	if err != nil {
+		return WorkloadState{}, fmt.Errorf("migrate: inspect %s: %w", id, err)
+	}
+	return WorkloadState{Exists: true, Running: info.State != nil && info.State.Running}, nil
 }
 
 // memoryInUse is the container's memory usage without reclaimable page cache, as `docker
@@ -188,6 +224,9 @@ func (d *DockerRuntime) CheckSource(ctx context.Context, spec *Spec) error {
 	}
 	if _, err := exec.LookPath(d.cfg.Runc); err != nil {
 		return fmt.Errorf("%w: runc not found: %v", ErrPreflight, err)
+	}
+	if _, cannot := workloadFromInspect(info); len(cannot) > 0 {
+		return fmt.Errorf("%w: container %s uses settings that cannot move with it: %s", ErrNotCheckpointable, spec.Name, strings.Join(cannot, ", "))
 	}
 	if info.HostConfig.AutoRemove {
 		return fmt.Errorf("%w: container %s runs with --rm: Docker would delete it when it is checkpointed, leaving nothing to roll back to", ErrNotCheckpointable, spec.Name)
@@ -238,22 +277,17 @@ func (d *DockerRuntime) CheckTarget(ctx context.Context, spec *Spec) error {
 	if !info.ExperimentalBuild {
 		return fmt.Errorf("%w: target dockerd runs without \"experimental\": true; checkpoint restore needs it", ErrPreflight)
 	}
-	var cfg dockerConfig
-	if err := json.Unmarshal(spec.Config, &cfg); err != nil || cfg.Config == nil || cfg.HostConfig == nil {
-		return fmt.Errorf("%w: workload spec has no docker config", ErrPreflight)
+	w, err := decodeDockerWorkload(spec.Config)
+	if err != nil {
+		return err
 	}
-	for _, m := range cfg.HostConfig.Binds {
-		src, _, _ := strings.Cut(m, ":")
-		if strings.HasPrefix(src, "/") {
-			if _, err := os.Stat(src); err != nil {
-				return fmt.Errorf("%w: bind mount source %s does not exist on the target", ErrPreflight, src)
-			}
-		}
+	if err := w.check(spec, d.cfg.Policy); err != nil {
+		return err
 	}
-	for _, m := range cfg.HostConfig.Mounts {
-		if m.Type == mount.TypeBind {
+	for i, m := range w.Mounts {
+		if m.Type == "bind" {
 			if _, err := os.Stat(m.Source); err != nil {
-				return fmt.Errorf("%w: bind mount source %s does not exist on the target", ErrPreflight, m.Source)
+				return fmt.Errorf("%w: mounts[%d].source: bind mount source %s does not exist on the target", ErrPreflight, i, m.Source)
 			}
 		}
 	}
@@ -326,29 +360,34 @@ func (d *DockerRuntime) Prepare(ctx context.Context, migrationID string, spec *S
 	} else if existing != "" {
 		return Prepared{ID: existing, CheckpointDir: staged}, nil
 	}
-	var cfg dockerConfig
-	if err := json.Unmarshal(spec.Config, &cfg); err != nil || cfg.Config == nil || cfg.HostConfig == nil {
-		return Prepared{}, fmt.Errorf("%w: workload spec has no docker config", ErrPreflight)
+	w, err := decodeDockerWorkload(spec.Config)
+	if err != nil {
+		return Prepared{}, err
 	}
-	c := *cfg.Config
-	c.Labels = make(map[string]string, len(cfg.Config.Labels)+1)
-	for k, v := range cfg.Config.Labels {
-		c.Labels[k] = v
+	if err := w.check(spec, d.cfg.Policy); err != nil {
+		return Prepared{}, err
 	}
-	c.Labels[LabelMigrationID] = migrationID
+	image := spec.Image
 	if spec.ImageID != "" {
-		if img, err := d.cfg.Client.ImageInspect(ctx, c.Image); err != nil || img.ID != spec.ImageID {
-			// The tag is missing or names another image here: use the exact image.
-			c.Image = spec.ImageID
+		img, err := d.cfg.Client.ImageInspect(ctx, spec.Image)
+		switch {
+		case err == nil && img.ID == spec.ImageID:
+		case errdefs.IsNotFound(err) && spec.Image != "" && !strings.HasPrefix(spec.Image, "sha256:"):
+			// Images arrive untagged; the tag is free here, so it names this image.
+			if terr := d.cfg.Client.ImageTag(ctx, spec.ImageID, spec.Image); terr != nil {
+				image = spec.ImageID
+			}
+		default:
+			// The tag names another image here: use the exact image.
+			image = spec.ImageID
 		}
 	}
-	hc := *cfg.HostConfig
+	cfg, hc := w.build(spec, image)
+	cfg.Labels[LabelMigrationID] = migrationID
 	if d.fastRestore(ctx) {
 		hc.Runtime = FastRestoreRuntime
-	} else if hc.Runtime == FastRestoreRuntime {
-		hc.Runtime = ""
 	}
-	created, err := d.cfg.Client.ContainerCreate(ctx, &c, &hc, nil, nil, spec.Name)
+	created, err := d.cfg.Client.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
 	if err != nil {
 		return Prepared{}, fmt.Errorf("migrate: create container on target: %w", err)
 	}
@@ -491,8 +530,8 @@ func (d *DockerRuntime) Resume(ctx context.Context, spec *Spec, dir string) erro
 	if err != nil {
 		return fmt.Errorf("migrate: rollback: the source container %s is gone: %w", spec.Name, err)
 	}
-	var cfg dockerConfig
-	_ = json.Unmarshal(spec.Config, &cfg)
+	w, _ := decodeDockerWorkload(spec.Config)
+	policy := container.RestartPolicy{Name: container.RestartPolicyMode(w.RestartPolicy), MaximumRetryCount: w.RestartMax}
 	if info.State != nil && info.State.Running && dumpExists(dir) {
 		// Dumped, but Docker has not noticed the exit yet.
 		if err := d.waitStopped(ctx, info.ID); err != nil {
@@ -503,9 +542,7 @@ func (d *DockerRuntime) Resume(ctx context.Context, spec *Spec, dir string) erro
 		}
 	}
 	if info.State != nil && info.State.Running {
-		if cfg.HostConfig != nil {
-			d.restoreRestartPolicy(ctx, info.ID, cfg.HostConfig.RestartPolicy)
-		}
+		d.restoreRestartPolicy(ctx, info.ID, policy)
 		return nil
 	}
 	name := "godwit-rollback"
@@ -518,9 +555,7 @@ func (d *DockerRuntime) Resume(ctx context.Context, spec *Spec, dir string) erro
 	if err != nil {
 		return fmt.Errorf("migrate: rollback: restore of %s on the source failed: %w", spec.Name, err)
 	}
-	if cfg.HostConfig != nil {
-		d.restoreRestartPolicy(ctx, info.ID, cfg.HostConfig.RestartPolicy)
-	}
+	d.restoreRestartPolicy(ctx, info.ID, policy)
 	return nil
 }
 

@@ -2,7 +2,6 @@ package migrate_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -18,21 +17,40 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/godwit-io/godwit/internal/dockerd"
+	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/internal/testenv"
 	"github.com/godwit-io/godwit/internal/workload"
 	"github.com/godwit-io/godwit/migrate"
 )
 
-// node is one simulated node: its engine, runtime and transfer endpoint.
+// node is one simulated node: its engine, runtime and migration service.
 type node struct {
+	name     string
 	engine   *dockerd.Engine
 	rt       *migrate.DockerRuntime
+	node     *migrate.Node
 	endpoint string
 	stateDir string
-	migrator *migrate.Migrator
+	fault    atomic.Pointer[func(string) error]
 }
 
-func startNode(t *testing.T, name, addr string) *node {
+// testCA makes the cluster's certificates for a test.
+type testCA struct{ dir string }
+
+func (ca testCA) tls(t *testing.T, name string, role pki.Role) *pki.TLS {
+	t.Helper()
+	f, err := pki.Quick(ca.dir, name, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := pki.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func startNode(t *testing.T, ca testCA, name, addr string, policy migrate.DockerPolicy) *node {
 	t.Helper()
 	ctx := context.Background()
 	e, err := dockerd.Start(ctx, dockerd.Config{Name: name})
@@ -48,19 +66,46 @@ func startNode(t *testing.T, name, addr string) *node {
 	state := filepath.Join(e.Dir, "godwit")
 	rt, err := migrate.NewDockerRuntime(migrate.DockerConfig{
 		Client: cli, DataRoot: e.DataRoot, RuncRoot: e.RuncRoot(), StateDir: state,
-		CRIUPath: testenv.CRIUPath(), VerifyTimeout: 15 * time.Second,
+		CRIUPath: testenv.CRIUPath(), VerifyTimeout: 15 * time.Second, Policy: policy,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := migrate.NewEndpoint(rt, nil)
-	bound, err := ep.Listen(addr + ":0")
+	n := &node{name: name, engine: e, rt: rt, stateDir: state}
+	mn, err := migrate.NewNode(migrate.NodeConfig{Name: name, Runtime: rt, StateDir: state, TLS: ca.tls(t, name, pki.RoleClient),
+		SettleTimeout: 5 * time.Second,
+		Fault: func(point string) error {
+			if f := n.fault.Load(); f != nil {
+				return (*f)(point)
+			}
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ep.Close() })
-	return &node{engine: e, rt: rt, endpoint: bound, stateDir: state,
-		migrator: &migrate.Migrator{Runtime: rt, StateDir: state}}
+	bound, err := mn.Listen(addr + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mn.Start(ctx)
+	t.Cleanup(func() { mn.Close() })
+	n.node, n.endpoint = mn, bound
+	return n
+}
+
+// migrate moves workload from n to target, in process.
+func (n *node) migrate(ctx context.Context, workload string, target *node, o migrate.Order) (*migrate.Report, error) {
+	o.Workload, o.TargetNode, o.TargetAddr = workload, target.name, target.endpoint
+	return n.node.Migrate(ctx, o)
+}
+
+// setFault installs a fault hook for the next migrations (nil removes it).
+func (n *node) setFault(f func(string) error) {
+	if f == nil {
+		n.fault.Store(nil)
+		return
+	}
+	n.fault.Store(&f)
 }
 
 // run starts the workload in a container on this node, with binds (volumes or bind mounts)
@@ -73,7 +118,7 @@ func (n *node) run(t *testing.T, name string, mib int, binds []string, extra ...
 	c, err := cli.ContainerCreate(ctx, &container.Config{
 		Image:  workload.Image,
 		Cmd:    append(workload.Cmd(mib), extra...),
-		Labels: map[string]string{"godwit.io/managed": "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
+		Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
 	}, &container.HostConfig{NetworkMode: "none", RestartPolicy: container.RestartPolicy{Name: "unless-stopped"}, Binds: binds}, nil, nil, name)
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +158,12 @@ func (n *node) containers(t *testing.T) (running, all int) {
 	return running, len(list)
 }
 
+// leftovers counts checkpoint and staging files a node keeps (its journal aside).
+func (n *node) leftovers(t *testing.T) int {
+	t.Helper()
+	return filesUnder(t, filepath.Join(n.stateDir, "checkpoints")) + filesUnder(t, filepath.Join(n.stateDir, "staged")) + filesUnder(t, filepath.Join(n.stateDir, "incoming"))
+}
+
 func filesUnder(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
@@ -143,8 +194,11 @@ func TestDockerMigration(t *testing.T) {
 	testenv.RequireDockerd(t)
 	testenv.RequireCRIU(t)
 	ctx := context.Background()
-	n1 := startNode(t, "mt1", "127.0.0.2")
-	n2 := startNode(t, "mt2", "127.0.0.3")
+	ca := testCA{dir: t.TempDir()}
+	bindRoot := t.TempDir()
+	policy := migrate.DockerPolicy{BindRoots: []string{bindRoot}}
+	n1 := startNode(t, ca, "mt1", "127.0.0.2", policy)
+	n2 := startNode(t, ca, "mt2", "127.0.0.3", policy)
 	cli1, _ := n1.engine.Client()
 	defer cli1.Close()
 	if err := workload.BuildImage(ctx, cli1); err != nil {
@@ -152,12 +206,9 @@ func TestDockerMigration(t *testing.T) {
 	}
 
 	t.Run("migrate 256 MiB, image absent on target", func(t *testing.T) {
-		n1.run(t, "w256", 256, nil)
+		origID := n1.run(t, "w256", 256, nil)
 		before := n1.state(t, "w256")
-		var progressCalls atomic.Int64
-		rep, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
-			Progress: func(migrate.Progress) { progressCalls.Add(1) },
-		})
+		rep, err := n1.migrate(ctx, "w256", n2, migrate.Order{})
 		if err != nil {
 			t.Fatalf("migrate: %v", err)
 		}
@@ -172,21 +223,36 @@ func TestDockerMigration(t *testing.T) {
 		if r, _ := n2.containers(t); r != 1 {
 			t.Fatalf("target runs %d containers, want 1", r)
 		}
-		if n := filesUnder(t, n1.stateDir) + filesUnder(t, n2.stateDir); n != 0 {
+		if n := n1.leftovers(t) + n2.leftovers(t); n != 0 {
 			t.Fatalf("%d checkpoint files left behind", n)
+		}
+		cli2, _ := n2.engine.Client()
+		defer cli2.Close()
+		if info, err := cli2.ContainerInspect(ctx, "w256"); err != nil || info.Config.Labels[migrate.LabelWorkload] != origID {
+			t.Fatalf("the copy does not carry the workload identity %s: %v %v", origID, info.Config.Labels, err)
+		}
+		if rep.Workload != origID || rep.Result != migrate.ResultCompleted || rep.Source != "mt1" || rep.Target != "mt2" {
+			t.Fatalf("report: %+v", rep)
 		}
 		if rep.ImageBytes == 0 {
 			t.Fatalf("image was not transferred: %+v", rep)
 		}
-		if rep.CheckpointBytes < 256<<20 || progressCalls.Load() == 0 {
-			t.Fatalf("checkpoint %d bytes, %d progress calls", rep.CheckpointBytes, progressCalls.Load())
+		if rep.CheckpointBytes < 256<<20 {
+			t.Fatalf("checkpoint %d bytes", rep.CheckpointBytes)
 		}
-		t.Logf("phases %v downtime %v checkpoint %d MiB image %d MiB", rep.Phases, rep.Downtime, rep.CheckpointBytes>>20, rep.ImageBytes>>20)
+		t.Logf("phases %v downtime %v checkpoint %d MiB image %d MiB, %d connections, %.1f ms in TLS handshakes",
+			rep.Phases, rep.Downtime, rep.CheckpointBytes>>20, rep.ImageBytes>>20, rep.Connections, rep.HandshakeSeconds*1000)
 	})
 
-	t.Run("compressed stream, image present, migrate back", func(t *testing.T) {
+	t.Run("compressed stream, image present, migrate back by workload identity", func(t *testing.T) {
 		before := n2.state(t, "w256")
-		rep, err := n2.migrator.Migrate(ctx, "w256", n1.endpoint, migrate.Options{Compress: true})
+		cli2, _ := n2.engine.Client()
+		defer cli2.Close()
+		info, err := cli2.ContainerInspect(ctx, "w256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := n2.migrate(ctx, info.Config.Labels[migrate.LabelWorkload], n1, migrate.Order{Compress: true})
 		if err != nil {
 			t.Fatalf("migrate: %v", err)
 		}
@@ -202,7 +268,7 @@ func TestDockerMigration(t *testing.T) {
 	t.Run("not checkpointable: refused before freezing", func(t *testing.T) {
 		n1.run(t, "wmptcp", 16, nil, "-mptcp")
 		before := n1.state(t, "wmptcp")
-		_, err := n1.migrator.Migrate(ctx, "wmptcp", n2.endpoint, migrate.Options{})
+		_, err := n1.migrate(ctx, "wmptcp", n2, migrate.Order{})
 		if !errors.Is(err, migrate.ErrNotCheckpointable) {
 			t.Fatalf("err = %v, want ErrNotCheckpointable", err)
 		}
@@ -216,7 +282,7 @@ func TestDockerMigration(t *testing.T) {
 
 	t.Run("shared network namespace: refused before freezing", func(t *testing.T) {
 		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image,
-			Cmd: []string{"-mib", "8", "-addr", "127.0.0.1:7071"}},
+			Cmd: []string{"-mib", "8", "-addr", "127.0.0.1:7071"}, Labels: map[string]string{migrate.LabelManaged: "true"}},
 			&container.HostConfig{NetworkMode: "container:w256"}, nil, nil, "wshared")
 		if err != nil {
 			t.Fatal(err)
@@ -225,24 +291,32 @@ func TestDockerMigration(t *testing.T) {
 		if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = n1.migrator.Migrate(ctx, "wshared", n2.endpoint, migrate.Options{})
+		_, err = n1.migrate(ctx, "wshared", n2, migrate.Order{})
 		if !errors.Is(err, migrate.ErrNotCheckpointable) || !strings.Contains(err.Error(), "network") {
 			t.Fatalf("err = %v, want ErrNotCheckpointable naming the network", err)
 		}
 		t.Logf("refused: %v", err)
 	})
 
-	t.Run("corrupt byte in transit: checksum catches it, rollback", func(t *testing.T) {
+	t.Run("tampering in transit: TLS refuses it, rollback", func(t *testing.T) {
 		before := n1.state(t, "w256")
 		proxy := corruptingProxy(t, n2.endpoint, 3<<20)
-		_, err := n1.migrator.Migrate(ctx, "w256", proxy, migrate.Options{})
-		if !errors.Is(err, migrate.ErrRolledBack) || !errors.Is(err, migrate.ErrChecksum) {
-			t.Fatalf("err = %v, want ErrRolledBack wrapping ErrChecksum", err)
+		_, err := n1.node.Migrate(ctx, migrate.Order{Workload: "w256", TargetNode: "mt2", TargetAddr: proxy})
+		if !errors.Is(err, migrate.ErrRolledBack) {
+			t.Fatalf("err = %v, want ErrRolledBack", err)
 		}
 		t.Logf("error: %v", err)
 		sameWorkload(t, before, n1.state(t, "w256"))
-		if r, all := n2.containers(t); all != 0 {
-			t.Fatalf("target kept %d containers (%d running)", all, r)
+		// The target's prepared copy goes with the source's abort (asynchronous).
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if _, all := n2.containers(t); all == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("target kept its prepared container")
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 		if r, _ := n1.containers(t); r != 1 {
 			t.Fatalf("source runs %d containers, want 1", r)
@@ -256,18 +330,19 @@ func TestDockerMigration(t *testing.T) {
 		if info, err := cli1.ContainerInspect(ctx, "w256"); err != nil || info.HostConfig.Runtime != migrate.FastRestoreRuntime {
 			t.Fatalf("source container runtime %q (%v), want %s", info.HostConfig.Runtime, err, migrate.FastRestoreRuntime)
 		}
-		rep, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
-			ID: "m-broken-restore",
-			Hooks: migrate.Hooks{BeforeRestore: func() error {
+		n2.setFault(func(point string) error {
+			if point == "target-before-restore" {
 				// Break the staged checkpoint on the target: CRIU cannot restore it.
 				staged := filepath.Join(n2.stateDir, "staged", "m-broken-restore")
 				matches, _ := filepath.Glob(filepath.Join(staged, "pages-*.img"))
 				for _, m := range matches {
 					os.Remove(m)
 				}
-				return nil
-			}},
+			}
+			return nil
 		})
+		rep, err := n1.migrate(ctx, "w256", n2, migrate.Order{ID: "m-broken-restore"})
+		n2.setFault(nil)
 		if !errors.Is(err, migrate.ErrRolledBack) {
 			t.Fatalf("err = %v, want ErrRolledBack", err)
 		}
@@ -291,7 +366,7 @@ func TestDockerMigration(t *testing.T) {
 		}
 		n1.run(t, "wvol", 16, []string{"godwit-data:/data"})
 		before := n1.state(t, "wvol")
-		if _, err := n1.migrator.Migrate(ctx, "wvol", n2.endpoint, migrate.Options{}); err != nil {
+		if _, err := n1.migrate(ctx, "wvol", n2, migrate.Order{}); err != nil {
 			t.Fatalf("migrate: %v", err)
 		}
 		sameWorkload(t, before, n2.state(t, "wvol"))
@@ -309,19 +384,78 @@ func TestDockerMigration(t *testing.T) {
 	})
 
 	t.Run("bind mount missing on target: refused before freezing", func(t *testing.T) {
-		dir := t.TempDir()
+		dir, err := os.MkdirTemp(bindRoot, "bind")
+		if err != nil {
+			t.Fatal(err)
+		}
 		n1.run(t, "wbind", 16, []string{dir + ":/data:ro"})
 		before := n1.state(t, "wbind")
 		// Both nodes share this host's filesystem: removing the directory is how the path
 		// comes to be missing "on the target".
 		os.RemoveAll(dir)
-		_, err := n1.migrator.Migrate(ctx, "wbind", n2.endpoint, migrate.Options{})
+		_, err = n1.migrate(ctx, "wbind", n2, migrate.Order{})
 		if !errors.Is(err, migrate.ErrPreflight) || !strings.Contains(err.Error(), dir) {
 			t.Fatalf("err = %v, want ErrPreflight naming %s", err, dir)
 		}
 		t.Logf("refused: %v", err)
 		sameWorkload(t, before, n1.state(t, "wbind"))
 		cli1.ContainerRemove(ctx, "wbind", container.RemoveOptions{Force: true})
+	})
+
+	t.Run("what the target's node policy forbids: refused before freezing, naming the field", func(t *testing.T) {
+		outside := t.TempDir() // not under the nodes' bind root
+		for _, tc := range []struct {
+			desc  string
+			hc    container.HostConfig
+			field string
+		}{
+			{"added capability", container.HostConfig{CapAdd: []string{"NET_ADMIN"}}, "capAdd"},
+			{"bind mount outside the allowed roots", container.HostConfig{Binds: []string{outside + ":/data:ro"}}, "mounts[0].source"},
+			{"host network (not allowed here)", container.HostConfig{NetworkMode: "host"}, "networkMode"},
+		} {
+			t.Run(tc.desc, func(t *testing.T) {
+				hc := tc.hc
+				if hc.NetworkMode == "" {
+					hc.NetworkMode = "none"
+				}
+				c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(8),
+					Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}}, &hc, nil, nil, "wpolicy")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cli1.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+				if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				_, err = n1.migrate(ctx, "wpolicy", n2, migrate.Order{})
+				if !errors.Is(err, migrate.ErrRefused) || !strings.Contains(err.Error(), tc.field) {
+					t.Fatalf("err = %v, want ErrRefused naming %s", err, tc.field)
+				}
+				t.Logf("refused: %v", err)
+				info, err := cli1.ContainerInspect(ctx, c.ID)
+				if err != nil || !info.State.Running {
+					t.Fatalf("the container does not run on the source any more: %v", err)
+				}
+				if _, all := n2.containers(t); all != 0 {
+					t.Fatalf("the target created %d containers", all)
+				}
+			})
+		}
+	})
+
+	t.Run("unmanaged container: refused", func(t *testing.T) {
+		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(8)},
+			&container.HostConfig{NetworkMode: "none"}, nil, nil, "wplain")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli1.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n1.migrate(ctx, "wplain", n2, migrate.Order{}); !errors.Is(err, migrate.ErrRefused) {
+			t.Fatalf("err = %v, want ErrRefused", err)
+		}
 	})
 
 	t.Run("repeating a step with the same migration ID is harmless", func(t *testing.T) {
@@ -346,27 +480,39 @@ func TestDockerMigration(t *testing.T) {
 		}
 	})
 
-	t.Run("restore answer lost: target copy removed, source resumes, never two copies", func(t *testing.T) {
+	t.Run("restore answer lost: the source asks, finds the copy running, completes; never two copies", func(t *testing.T) {
 		before := n1.state(t, "w256")
-		proxy := proxyDroppingAnswer(t, n2.endpoint, "restore")
-		_, err := n1.migrator.Migrate(ctx, "w256", proxy, migrate.Options{})
-		if !errors.Is(err, migrate.ErrRolledBack) {
-			t.Fatalf("err = %v, want ErrRolledBack", err)
+		n1.setFault(func(point string) error {
+			if point == "source-after-restore" {
+				return errors.New("answer lost")
+			}
+			return nil
+		})
+		rep, err := n1.migrate(ctx, "w256", n2, migrate.Order{})
+		n1.setFault(nil)
+		if err != nil || rep.Result != migrate.ResultCompleted {
+			t.Fatalf("err = %v, result %s; want completed", err, rep.Result)
 		}
-		t.Logf("error: %v", err)
-		sameWorkload(t, before, n1.state(t, "w256"))
-		if _, all := n2.containers(t); all != 0 {
-			t.Fatalf("target kept %d containers after its restore answer was lost", all)
+		sameWorkload(t, before, n2.state(t, "w256"))
+		if _, all := n1.containers(t); all != 0 {
+			t.Fatalf("source kept %d containers", all)
+		}
+		// And back for the next subtest.
+		if _, err := n2.migrate(ctx, "w256", n1, migrate.Order{}); err != nil {
+			t.Fatal(err)
 		}
 	})
 
 	t.Run("target engine down: rollback", func(t *testing.T) {
 		before := n1.state(t, "w256")
-		_, err := n1.migrator.Migrate(ctx, "w256", n2.endpoint, migrate.Options{
-			Hooks: migrate.Hooks{AfterCheckpoint: func() error {
+		n1.setFault(func(point string) error {
+			if point == "source-after-checkpoint" {
 				return n2.engine.Stop(context.Background())
-			}},
+			}
+			return nil
 		})
+		_, err := n1.migrate(ctx, "w256", n2, migrate.Order{})
+		n1.setFault(nil)
 		if !errors.Is(err, migrate.ErrRolledBack) {
 			t.Fatalf("err = %v, want ErrRolledBack", err)
 		}
@@ -443,27 +589,3 @@ func (f *flipWriter) Write(p []byte) (int, error) {
 	return f.w.Write(p)
 }
 
-// proxyDroppingAnswer forwards TCP connections to target, but for requests whose operation
-// is op it forwards the request and then cuts the connection instead of passing the answer:
-// a lost reply after the target acted.
-func proxyDroppingAnswer(t *testing.T, target, op string) string {
-	return proxy(t, "127.0.0.5:0", target, func(c, u net.Conn) {
-		// magic, frame length, request JSON
-		head := make([]byte, 8)
-		if _, err := io.ReadFull(c, head); err != nil {
-			return
-		}
-		req := make([]byte, binary.BigEndian.Uint32(head[4:]))
-		if _, err := io.ReadFull(c, req); err != nil {
-			return
-		}
-		u.Write(head)
-		u.Write(req)
-		go io.Copy(u, c)
-		if strings.Contains(string(req), `"op":"`+op+`"`) {
-			io.Copy(io.Discard, u) // the target acts and answers; the answer is lost
-			return
-		}
-		io.Copy(c, u)
-	})
-}

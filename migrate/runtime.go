@@ -14,6 +14,9 @@ type Spec struct {
 	// ID is the workload's ID on the source (container ID, or the root PID for criu).
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Workload is the identity that survives moves: the LabelWorkload label, or the
+	// original container's ID when absent. Every copy carries it as that label.
+	Workload string `json:"workload"`
 	// Image is the image reference and ImageID its content ID (docker only).
 	Image   string `json:"image,omitempty"`
 	ImageID string `json:"imageID,omitempty"`
@@ -30,6 +33,28 @@ type Spec struct {
 	Config json.RawMessage `json:"config,omitempty"`
 }
 
+func (s *Spec) clone() Spec {
+	c := *s
+	if s.Labels != nil {
+		c.Labels = make(map[string]string, len(s.Labels))
+		for k, v := range s.Labels {
+			c.Labels[k] = v
+		}
+	}
+	c.Volumes = append([]Volume(nil), s.Volumes...)
+	c.Config = append(json.RawMessage(nil), s.Config...)
+	return c
+}
+
+// Managed reports whether the workload carries LabelManaged=true.
+func (s *Spec) Managed() bool { return s.Labels[LabelManaged] == "true" }
+
+// WorkloadState is what a runtime knows of one workload on this node.
+type WorkloadState struct {
+	Exists  bool `json:"exists"`
+	Running bool `json:"running"`
+}
+
 // Volume is a local named volume mounted into the workload.
 type Volume struct {
 	Name        string `json:"name"`
@@ -37,6 +62,8 @@ type Volume struct {
 }
 
 // Prepared is a workload created on the target, not yet running, waiting for its checkpoint.
+// It stays on the target: the runtime derives both fields from the migration ID, and no
+// request carries them.
 type Prepared struct {
 	// ID identifies the created workload on the target.
 	ID string `json:"id"`
@@ -85,6 +112,10 @@ type Runtime interface {
 	// port through its own loopback).
 	Verify(ctx context.Context, id string) error
 
+	// State reports whether workload id exists here and whether it runs. A missing
+	// workload is {false, false}, not an error.
+	State(ctx context.Context, id string) (WorkloadState, error)
+
 	// Remove deletes the workload id and what belongs to it. Removing a missing workload
 	// succeeds.
 	Remove(ctx context.Context, id string) error
@@ -113,6 +144,10 @@ const (
 	// LabelProbePort names a TCP port the workload answers on inside its own network
 	// namespace; Verify connects to it after a restore.
 	LabelProbePort = "godwit.io/probe-port"
+	// LabelManaged marks a workload godwit may move: "true".
+	LabelManaged = "godwit.io/managed"
+	// LabelWorkload is the workload's identity across moves; set on every copy.
+	LabelWorkload = "godwit.io/workload"
 	// LabelMigrationID is set on a workload created on the target by a migration, so a
 	// repeated Prepare finds it.
 	LabelMigrationID = "godwit.io/migration-id"

@@ -51,7 +51,7 @@ func init() {
 func listenerChild(t *testing.T, kind, ip string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envListenChild+"="+kind+" "+ip+":0")
+	cmd.Env = append(os.Environ(), envListenChild+"="+kind+" "+ip+":0", EnvLabels+"="+LabelManaged+"=true")
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

@@ -18,109 +18,24 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// The wire protocol between two nodes' godwit endpoints. One TCP connection per request:
-//
-//	client: "GWT1" frame(request JSON) [stream]
-//	server: frame(response JSON)
-//
-// A frame is a 4-byte big-endian length and that many bytes. A stream is data frames ended by
+// Framing and streams of the node-to-node protocol (wire.go has the requests). A frame is a 4-byte big-endian length and that many bytes. A stream is data frames ended by
 // an empty frame, then a trailer frame (JSON: sha256 and length of the uncompressed bytes).
 // With compression the data frames carry one zstd stream; the sha256 is always over the
 // uncompressed bytes, so corruption is caught whatever the encoding.
 
 const (
-	protoMagic = "GWT1"
 	// maxFrame bounds a frame; a larger length means the stream is corrupt.
 	maxFrame  = 4 << 20
 	chunkSize = 1 << 20
+	// maxDrain bounds what a receiver reads past the point where it stopped consuming
+	// (to check the sha256 of a stream it could not parse): no more work for a bomb.
+	maxDrain = 64 << 20
 )
-
-// request is what a client asks of an endpoint.
-type request struct {
-	Op          string          `json:"op"`
-	MigrationID string          `json:"migrationID,omitempty"`
-	Spec        *Spec           `json:"spec,omitempty"`
-	ImageID     string          `json:"imageID,omitempty"`
-	Prepared    *Prepared       `json:"prepared,omitempty"`
-	Compressed  bool            `json:"compressed,omitempty"`
-	Migrate     *MigrateRequest `json:"migrate,omitempty"`
-}
-
-// MigrateRequest asks a node's endpoint to migrate one of its workloads elsewhere.
-type MigrateRequest struct {
-	ID       string `json:"id,omitempty"`
-	Workload string `json:"workload"`
-	// Target is the target node's endpoint address.
-	Target   string `json:"target"`
-	Compress bool   `json:"compress,omitempty"`
-}
-
-// response is an endpoint's answer. Kind names the sentinel error so it survives the wire.
-type response struct {
-	OK       bool      `json:"ok"`
-	Error    string    `json:"error,omitempty"`
-	Kind     string    `json:"kind,omitempty"`
-	Has      bool      `json:"has,omitempty"`
-	Prepared *Prepared `json:"prepared,omitempty"`
-	Bytes    int64     `json:"bytes,omitempty"`
-	// Timings measured on the target, in seconds.
-	RestoreSeconds float64    `json:"restoreSeconds,omitempty"`
-	VerifySeconds  float64    `json:"verifySeconds,omitempty"`
-	Usage          *HostUsage `json:"usage,omitempty"`
-	Report         *Report    `json:"report,omitempty"`
-}
 
 type trailer struct {
 	SHA256 string `json:"sha256"`
 	Bytes  int64  `json:"bytes"`
 }
-
-var kinds = []struct {
-	kind string
-	err  error
-}{
-	// Outcomes of a whole migration first: they matter more than their cause.
-	{"in-doubt", ErrInDoubt},
-	{"rollback-failed", ErrRollbackFailed},
-	{"rolled-back", ErrRolledBack},
-	{"checksum", ErrChecksum},
-	{"not-checkpointable", ErrNotCheckpointable},
-	{"preflight", ErrPreflight},
-	{"not-found", ErrNotFound},
-}
-
-func errorResponse(err error) response {
-	r := response{Error: err.Error()}
-	for _, k := range kinds {
-		if errors.Is(err, k.err) {
-			r.Kind = k.kind
-			break
-		}
-	}
-	return r
-}
-
-// remoteError turns a response's error back into an error wrapping the right sentinel.
-func (r response) err() error {
-	if r.OK {
-		return nil
-	}
-	for _, k := range kinds {
-		if r.Kind == k.kind {
-			return &RemoteError{Msg: r.Error, kind: k.err}
-		}
-	}
-	return &RemoteError{Msg: r.Error}
-}
-
-// RemoteError is an error reported by the other node's endpoint.
-type RemoteError struct {
-	Msg  string
-	kind error
-}
-
-func (e *RemoteError) Error() string { return "target: " + e.Msg }
-func (e *RemoteError) Unwrap() error { return e.kind }
 
 func writeFrame(w io.Writer, b []byte) error {
 	var hdr [4]byte
@@ -301,9 +216,14 @@ func receiveStream(r io.Reader, compressed bool, consume func(io.Reader) error) 
 	h := sha256.New()
 	hr := &hashingReader{r: src, h: h}
 	if err := consume(hr); err != nil {
+		if errors.Is(err, ErrUnsafeStream) {
+			// Refused on content, not corruption: reading on (perhaps a decompression
+			// bomb) would only cost more.
+			return hr.n, err
+		}
 		// A corrupt byte usually shows first as a tar or zstd error. Read what is left so
 		// the checksum can say so plainly.
-		_, _ = io.Copy(io.Discard, hr)
+		_, _ = io.Copy(io.Discard, io.LimitReader(hr, maxDrain))
 		if t, terr := readTrailer(r, fr); terr == nil && t.SHA256 != hex.EncodeToString(h.Sum(nil)) {
 			return hr.n, fmt.Errorf("%w: sha256 of the %d bytes received differs from the sender's (%s): stream corrupted in transit (%v)", ErrChecksum, hr.n, t.SHA256[:16], err)
 		}
@@ -312,8 +232,10 @@ func receiveStream(r io.Reader, compressed bool, consume func(io.Reader) error) 
 		}
 		return hr.n, fmt.Errorf("%w: checkpoint stream unreadable: %v", ErrChecksum, err)
 	}
-	if _, err := io.Copy(io.Discard, hr); err != nil {
+	if n, err := io.Copy(io.Discard, io.LimitReader(hr, maxDrain+1)); err != nil {
 		return hr.n, fmt.Errorf("%w: %v", ErrChecksum, err)
+	} else if n > maxDrain {
+		return hr.n, fmt.Errorf("%w: more than %d bytes after the end of the archive", ErrUnsafeStream, maxDrain)
 	}
 	t, err := readTrailer(r, fr)
 	if err != nil {
