@@ -588,4 +588,3 @@ func (f *flipWriter) Write(p []byte) (int, error) {
 	f.off += int64(len(p))
 	return f.w.Write(p)
 }
-

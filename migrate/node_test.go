@@ -2,12 +2,12 @@ package migrate
 
 import (
 	"bytes"
-	"log/slog"
-	"os"
 	"context"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
