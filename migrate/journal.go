@@ -83,8 +83,11 @@ type Entry struct {
 	// CheckpointDir is this node's checkpoint: the source's dump, or the target's staging.
 	CheckpointDir string `json:"checkpointDir,omitempty"`
 	Compress      bool   `json:"compress,omitempty"`
-	// TargetCommitted is set on the source once the target acknowledged the commit.
+	// TargetCommitted is set on the source once the target acknowledged the commit, and
+	// TargetAborted once it acknowledged an abort (or said it had nothing): then both
+	// journals say how the migration ended.
 	TargetCommitted bool      `json:"targetCommitted,omitempty"`
+	TargetAborted   bool      `json:"targetAborted,omitempty"`
 	Error           string    `json:"error,omitempty"`
 	Created         time.Time `json:"created"`
 	Updated         time.Time `json:"updated"`

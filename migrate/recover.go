@@ -65,8 +65,8 @@ func (n *Node) recoverSource(ctx context.Context, e *Entry) error {
 		// Never frozen: the workload runs as before.
 		return n.put(e, PhaseFailed, cause)
 	case PhaseFreezing, PhaseFrozen, PhaseStreamed, PhaseRollingBack:
-		// The target was never asked to restore: it cannot run the workload. Bring it back.
-		go n.targetConn(e).abort(context.WithoutCancel(ctx))
+		// The target was never asked to restore: it cannot run the workload. Bring it back
+		// (the background loop tells the target to drop its copy).
 		return n.resumeSource(ctx, e, cause)
 	case PhaseCommitting:
 		return n.commitSource(ctx, e)
@@ -127,6 +127,9 @@ func (n *Node) background(ctx context.Context) {
 			needs = true
 		case e.Side == SideSource && e.Phase == PhaseCompleted && !e.TargetCommitted && now.Sub(e.Updated) < n.cfg.Retention:
 			needs = true
+		case e.Side == SideSource && (e.Phase == PhaseRolledBack || e.Phase == PhaseFailed) && !e.TargetAborted &&
+			e.Target != "" && e.TargetAddr != "" && now.Sub(e.Updated) < n.cfg.StagingTTL:
+			needs = true
 		case e.Side == SideTarget && e.Phase == PhaseInDoubt:
 			needs = true
 		case e.Side == SideTarget && !e.Finished() && now.Sub(e.Updated) > n.cfg.StagingTTL:
@@ -174,6 +177,12 @@ func (n *Node) backgroundStep(ctx context.Context, e *Entry) error {
 		return nil
 	case e.Side == SideSource && e.Phase == PhaseCommitting:
 		return n.commitSource(ctx, e)
+	case e.Side == SideSource && (e.Phase == PhaseRolledBack || e.Phase == PhaseFailed):
+		if _, err := n.targetConn(e).call(ctx, request{Op: opResolve, Outcome: OutcomeAbort}, nil, 0); err != nil {
+			return err
+		}
+		e.TargetAborted = true
+		return n.journal.Put(*e)
 	case e.Side == SideSource && e.Phase == PhaseCompleted:
 		if _, err := n.targetConn(e).call(ctx, request{Op: opResolve, Outcome: OutcomeCommit}, nil, 0); err != nil {
 			return err

@@ -106,9 +106,9 @@ func (m *sourceRun) run(ctx context.Context) error {
 	n, rep, spec, tc := m.n, m.rep, m.spec, m.tc
 	beforeFreeze := func(err error) error {
 		rep.Result = ResultFailed
+		m.e.Target = tc.node
+		// The background loop tells the target to drop what it prepared.
 		_ = n.put(&m.e, PhaseFailed, err)
-		// Best effort: the target drops what it prepared (it would expire anyway).
-		go tc.abort(context.WithoutCancel(ctx))
 		return err
 	}
 
@@ -300,7 +300,7 @@ func (n *Node) commitSource(ctx context.Context, e *Entry) error {
 // rollback undoes a migration that failed after the freeze but before the restore was
 // requested: the target cannot run the workload, so the source brings its copy back.
 func (m *sourceRun) rollback(ctx context.Context, frozen time.Time, cause error) error {
-	go m.tc.abort(context.WithoutCancel(ctx))
+	// The background loop then tells the target to drop its copy.
 	return m.rollbackLocal(ctx, frozen, cause)
 }
 
@@ -404,10 +404,12 @@ func (n *Node) settleOnce(ctx context.Context, e *Entry, cause error) (settleOut
 		if _, err := tc.call(ctx, request{Op: opResolve, Outcome: OutcomeAbort}, nil, 2*time.Minute); err != nil {
 			return unsettled, err
 		}
+		e.TargetAborted = true
 	case st.Known && st.Side != SideTarget:
 		return unsettled, fmt.Errorf("%w: %s reports migration %s as its %s side", ErrRefused, st.Node, e.ID, st.Side)
 	}
 	// Unknown there, aborted or expired: nothing runs on the target.
+	e.TargetAborted = true
 	if err := n.resumeSource(ctx, e, cause); err != nil {
 		return settledRollbackFailed, err
 	}
@@ -493,17 +495,6 @@ func (t *targetConn) call(ctx context.Context, req request, body func(io.Writer)
 		t.node = node
 	}
 	return resp, err
-}
-
-// abort tells the target to drop its part, once; errors are only logged by the caller's
-// journal (the target's staging deadline removes it anyway).
-func (t *targetConn) abort(ctx context.Context) {
-	if t.node == "" {
-		return // never reached it
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	_, _ = t.call(ctx, request{Op: opResolve, Outcome: OutcomeAbort}, nil, 0)
 }
 
 // cancelStream makes the stream in progress fail with err at its next write (fault
