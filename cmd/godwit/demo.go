@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/godwit-io/godwit/internal/dockerd"
+	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/internal/workload"
 	"github.com/godwit-io/godwit/migrate"
 )
@@ -48,6 +50,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
 	if *mib < 1 || *mib > 16384 {
 		return usagef("--mib must be between 1 and 16384, got %d", *mib)
 	}
@@ -58,6 +63,20 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
+	// A throwaway CA for the demo: the nodes' certificates and the operator's (ours).
+	tlsDir, err := os.MkdirTemp("", "godwit-demo-tls-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tlsDir)
+	opFiles, err := pki.Quick(tlsDir, "demo", pki.RoleOperator)
+	if err != nil {
+		return err
+	}
+	operator, err := pki.Load(opFiles)
+	if err != nil {
+		return err
+	}
 	var nodes []*demoNode
 	defer func() {
 		say("cleaning up: stopping engines and endpoints")
@@ -66,9 +85,13 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	for i, name := range []string{"edge1", "edge2"} {
-		addr := fmt.Sprintf("127.0.0.%d", i+2)
-		say("starting node %s: dockerd (own data-root, socket, containerd) and a `godwit endpoint` process on %s", name, addr)
-		n, err := startDemoNode(ctx, name, addr, stdout)
+		ip := net.IPv4(127, 0, 0, byte(i+2))
+		say("starting node %s: dockerd (own data-root, socket, containerd) and a `godwit endpoint` process on %s (TLS, certificate %s)", name, ip, name)
+		certs, err := pki.Quick(tlsDir, name, pki.RoleClient, ip)
+		if err != nil {
+			return err
+		}
+		n, err := startDemoNode(ctx, name, ip.String(), certs, stdout)
 		if n != nil {
 			nodes = append(nodes, n)
 		}
@@ -89,7 +112,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	c, err := cli.ContainerCreate(ctx, &container.Config{
 		Image:  workload.Image,
 		Cmd:    workload.Cmd(*mib),
-		Labels: map[string]string{"godwit.io/managed": "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
+		Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
 	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "memhog")
 	if err != nil {
 		return err
@@ -104,10 +127,10 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	say("workload running on %s: %v", src.name, before)
 	time.Sleep(time.Second) // let it tick, so continuity shows
 
-	say("asking %s's endpoint (%s) to migrate memhog to %s (endpoint %s)", src.name, src.addr, dst.name, dst.addr)
-	rep, err := migrate.RequestMigration(ctx, src.addr, migrate.MigrateRequest{
-		Workload: "memhog", Target: dst.addr, Compress: *compress,
-	})
+	say("asking %s's endpoint (%s), as operator, to migrate memhog to %s (endpoint %s)", src.name, src.addr, dst.name, dst.addr)
+	rep, err := (&migrate.Client{TLS: operator}).Migrate(ctx, src.addr, src.name, migrate.Order{
+		Workload: "memhog", TargetNode: dst.name, TargetAddr: dst.addr, Compress: *compress,
+	}, 0)
 	if rep != nil {
 		printReport(stdout, rep)
 	}
@@ -138,7 +161,7 @@ func same(b bool) string {
 	return "CHANGED"
 }
 
-func startDemoNode(ctx context.Context, name, addr string, logw io.Writer) (*demoNode, error) {
+func startDemoNode(ctx context.Context, name, ip string, certs pki.Files, logw io.Writer) (*demoNode, error) {
 	e, err := dockerd.Start(ctx, dockerd.Config{Name: name})
 	if err != nil {
 		return nil, err
@@ -148,8 +171,9 @@ func startDemoNode(ctx context.Context, name, addr string, logw io.Writer) (*dem
 	if err != nil {
 		return n, err
 	}
-	cmd := exec.Command(self, "endpoint", "--listen", addr+":0", "--docker-host", e.Host,
-		"--data-root", e.DataRoot, "--runc-root", e.RuncRoot(), "--state-dir", filepath.Join(e.Dir, "godwit"))
+	cmd := exec.Command(self, "endpoint", "--node", name, "--listen", ip+":0",
+		"--tls-ca", certs.CA, "--tls-cert", certs.Cert, "--tls-key", certs.Key,
+		"--docker-host", e.Host, "--data-root", e.DataRoot, "--runc-root", e.RuncRoot(), "--state-dir", filepath.Join(e.Dir, "godwit"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return n, err
@@ -165,7 +189,7 @@ func startDemoNode(ctx context.Context, name, addr string, logw io.Writer) (*dem
 	go func() {
 		sc := bufio.NewScanner(logs)
 		for sc.Scan() {
-			if line := sc.Text(); strings.Contains(line, "msg=progress") || strings.Contains(line, "level=WARN") {
+			if line := sc.Text(); strings.Contains(line, "msg=progress") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 				fmt.Fprintf(logw, "  [%s endpoint] %s\n", name, line)
 			}
 		}
@@ -185,23 +209,4 @@ func probeContainer(ctx context.Context, e *dockerd.Engine, name string) (worklo
 	}
 	defer cli.Close()
 	return workload.WaitState(ctx, cli, name, 10*time.Second)
-}
-
-// printReport prints a migration report as a table.
-func printReport(w io.Writer, r *migrate.Report) {
-	fmt.Fprintf(w, "\nmigration %s of %s (%d MiB in use)\n", r.ID, r.Workload, r.MemoryBytes>>20)
-	fmt.Fprintf(w, "  %-11s %10s %12s\n", "phase", "seconds", "bytes")
-	for _, p := range r.Phases {
-		fmt.Fprintf(w, "  %-11s %10.3f %12d\n", p.Phase, p.Duration.Seconds(), p.Bytes)
-	}
-	fmt.Fprintf(w, "  downtime (frozen until running on the target): %.3f s\n", r.Downtime.Seconds())
-	fmt.Fprintf(w, "  checkpoint %d MiB, sent %d MiB, image moved %d MiB\n", r.CheckpointBytes>>20, r.WireBytes>>20, r.ImageBytes>>20)
-	fmt.Fprintf(w, "  host during checkpoint: CPU peak %.0f%% mean %.0f%%, memory used peak %d MiB\n",
-		r.CheckpointUsage.CPUPeak*100, r.CheckpointUsage.CPUMean*100, r.CheckpointUsage.MemPeak>>20)
-	fmt.Fprintf(w, "  host during restore:    CPU peak %.0f%% mean %.0f%%, memory used peak %d MiB\n",
-		r.RestoreUsage.CPUPeak*100, r.RestoreUsage.CPUMean*100, r.RestoreUsage.MemPeak>>20)
-	if r.RolledBack {
-		fmt.Fprintln(w, "  ROLLED BACK: the workload runs on the source")
-	}
-	fmt.Fprintln(w)
 }

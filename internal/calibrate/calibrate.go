@@ -1,7 +1,8 @@
 // Package calibrate runs godwit's calibration benchmark, the experiment of arXiv 2307.12113
 // (issue 2): a memory-filling workload at several sizes is live-migrated between two real
-// Docker engines on this machine by godwit's migrator, and, for comparison, checkpointed and
-// restored by plain `docker checkpoint create` + `docker start --checkpoint`. It writes one
+// Docker engines on this machine by godwit's migration service (mutual TLS between the
+// nodes, as on a real network), and, for comparison, checkpointed and restored by plain
+// `docker checkpoint create` + `docker start --checkpoint`. It writes one
 // CSV row per run, a fitted line per phase (ordinary least squares with R^2, and the robust
 // fit the cost model uses), and a policy.CostModel fitted from godwit's own runs, which can
 // seed the cluster's model.
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +28,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/godwit-io/godwit/internal/dockerd"
+	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/internal/workload"
 	"github.com/godwit-io/godwit/migrate"
 	"github.com/godwit-io/godwit/policy"
@@ -169,21 +172,32 @@ type Result struct {
 	Model policy.CostModel `json:"costModel"`
 }
 
-// node is one simulated node of the benchmark.
+// node is one simulated node of the benchmark: an engine and godwit's migration service for
+// it, served over TLS 1.3 with a certificate of the benchmark's own CA.
 type node struct {
-	engine   *dockerd.Engine
-	cli      *client.Client
-	endpoint *migrate.Endpoint
-	addr     string
-	migrator *migrate.Migrator
+	name    string
+	engine  *dockerd.Engine
+	cli     *client.Client
+	service *migrate.Node
+	addr    string
 }
 
-func startNode(ctx context.Context, name, ip string) (*node, error) {
+// startNode starts an engine and a migration node named name on ip, with a certificate of
+// the CA in tlsDir (pki.Quick makes it on first use).
+func startNode(ctx context.Context, name, ip, tlsDir string) (*node, error) {
+	certs, err := pki.Quick(tlsDir, name, pki.RoleClient, net.ParseIP(ip))
+	if err != nil {
+		return nil, err
+	}
+	id, err := pki.Load(certs)
+	if err != nil {
+		return nil, err
+	}
 	e, err := dockerd.Start(ctx, dockerd.Config{Name: name})
 	if err != nil {
 		return nil, err
 	}
-	n := &node{engine: e}
+	n := &node{name: name, engine: e}
 	cli, err := e.Client()
 	if err != nil {
 		n.close()
@@ -199,13 +213,15 @@ func startNode(ctx context.Context, name, ip string) (*node, error) {
 		n.close()
 		return nil, err
 	}
-	n.endpoint = migrate.NewEndpoint(rt, nil)
-	n.addr, err = n.endpoint.Listen(ip + ":0")
-	if err != nil {
+	if n.service, err = migrate.NewNode(migrate.NodeConfig{Name: name, Runtime: rt, StateDir: state, TLS: id}); err != nil {
 		n.close()
 		return nil, err
 	}
-	n.migrator = &migrate.Migrator{Runtime: rt, StateDir: state}
+	if n.addr, err = n.service.Listen(ip + ":0"); err != nil {
+		n.close()
+		return nil, err
+	}
+	n.service.Start(ctx)
 	return n, nil
 }
 
@@ -214,8 +230,8 @@ func (n *node) close() {
 	if n == nil {
 		return
 	}
-	if n.endpoint != nil {
-		n.endpoint.Close()
+	if n.service != nil {
+		n.service.Close()
 	}
 	if n.cli != nil {
 		n.cli.Close()
@@ -230,6 +246,8 @@ func (n *node) close() {
 type bench struct {
 	cfg    Config
 	n1, n2 *node
+	// operator orders the migrations, as `godwit migrate` does.
+	operator *migrate.Client
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -266,13 +284,27 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{Started: time.Now(), Sizes: cfg.Sizes, Repeats: cfg.Repeats, Docker: cfg.Docker}
 	b := &bench{cfg: cfg}
+	// A throwaway CA: the nodes' certificates and the operator's.
+	tlsDir, err := os.MkdirTemp("", "godwit-calibrate-tls-")
+	if err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	defer os.RemoveAll(tlsDir)
+	opFiles, err := pki.Quick(tlsDir, "calibrate", pki.RoleOperator)
+	if err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	op, err := pki.Load(opFiles)
+	if err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	b.operator = &migrate.Client{TLS: op}
 	b.logf("starting engines cal1 and cal2")
-	var err error
-	if b.n1, err = startNode(ctx, "cal1", "127.0.0.2"); err != nil {
+	if b.n1, err = startNode(ctx, "cal1", "127.0.0.2", tlsDir); err != nil {
 		return nil, fmt.Errorf("calibrate: node cal1: %w", err)
 	}
 	defer b.n1.close()
-	if b.n2, err = startNode(ctx, "cal2", "127.0.0.3"); err != nil {
+	if b.n2, err = startNode(ctx, "cal2", "127.0.0.3", tlsDir); err != nil {
 		return nil, fmt.Errorf("calibrate: node cal2: %w", err)
 	}
 	defer b.n2.close()
@@ -352,7 +384,9 @@ func (b *bench) godwitRun(ctx context.Context, mib, rep int) (Sample, error) {
 	if err != nil {
 		return r, err
 	}
-	rep2, err := b.n1.migrator.Migrate(ctx, name, b.n2.addr, migrate.Options{})
+	rep2, err := b.operator.Migrate(ctx, b.n1.addr, b.n1.name, migrate.Order{
+		Workload: name, TargetNode: b.n2.name, TargetAddr: b.n2.addr,
+	}, 0)
 	if err != nil {
 		return r, fmt.Errorf("migrate: %w", err)
 	}
@@ -447,7 +481,7 @@ func runWorkload(ctx context.Context, cli *client.Client, name string, mib int, 
 		Image: workload.Image,
 		Cmd:   workload.Cmd(mib),
 		Labels: map[string]string{
-			"godwit.io/managed":    "true",
+			migrate.LabelManaged:   "true",
 			migrate.LabelProbePort: strconv.Itoa(workload.Port),
 		},
 	}, &container.HostConfig{NetworkMode: "none", RestartPolicy: restart}, nil, nil, name)
