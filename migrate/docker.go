@@ -564,31 +564,39 @@ func (d *DockerRuntime) Verify(ctx context.Context, id string) error {
 	deadline := time.Now().Add(d.cfg.VerifyTimeout)
 	var last error
 	for {
-		last = d.verifyOnce(ctx, id)
-		if last == nil || time.Now().After(deadline) || ctx.Err() != nil {
+		var final bool
+		final, last = d.verifyOnce(ctx, id)
+		if last == nil || final || time.Now().After(deadline) || ctx.Err() != nil {
 			return last
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (d *DockerRuntime) verifyOnce(ctx context.Context, id string) error {
+// verifyOnce checks once; final reports a failure waiting will not cure (the container is
+// gone, or was never started or has exited: Docker does not start it by itself).
+func (d *DockerRuntime) verifyOnce(ctx context.Context, id string) (final bool, err error) {
 	info, err := d.cfg.Client.ContainerInspect(ctx, id)
 	if err != nil {
-		return fmt.Errorf("migrate: verify: %w", err)
+		return errdefs.IsNotFound(err), fmt.Errorf("migrate: verify: %w", err)
 	}
 	if info.State == nil || !info.State.Running {
-		return fmt.Errorf("migrate: verify: container %s is not running (status %s)", strings.TrimPrefix(info.Name, "/"), info.State.Status)
+		status := ""
+		if info.State != nil {
+			status = info.State.Status
+		}
+		final := status == "created" || status == "exited" || status == "dead"
+		return final, fmt.Errorf("migrate: verify: container %s is not running (status %s)", strings.TrimPrefix(info.Name, "/"), status)
 	}
 	portLabel := info.Config.Labels[LabelProbePort]
 	if portLabel == "" {
-		return nil
+		return false, nil
 	}
 	port, err := strconv.Atoi(portLabel)
 	if err != nil || port <= 0 || port > 65535 {
-		return fmt.Errorf("migrate: verify: label %s=%q is not a port", LabelProbePort, portLabel)
+		return true, fmt.Errorf("migrate: verify: label %s=%q is not a port", LabelProbePort, portLabel)
 	}
-	return ProbeTCPInNetns(ctx, info.State.Pid, port)
+	return false, ProbeTCPInNetns(ctx, info.State.Pid, port)
 }
 
 // Remove implements Runtime. Named volumes are left in place: they may hold data an

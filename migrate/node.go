@@ -63,6 +63,14 @@ type NodeConfig struct {
 	Fault func(point string) error
 }
 
+// FaultPoints are the points NodeConfig.Fault is called at, in the order a migration
+// reaches them.
+var FaultPoints = []string{"source-after-checkpoint", "source-streaming", "target-streaming",
+	"target-before-restore", "target-after-restore", "source-after-restore"}
+
+// ValidID reports whether id can be a migration ID (it names files on every node).
+func ValidID(id string) bool { return validID(id) }
+
 func (c *NodeConfig) setDefaults() {
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))

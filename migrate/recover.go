@@ -98,7 +98,10 @@ func (n *Node) recoverTarget(ctx context.Context, e *Entry) error {
 		if err == nil {
 			return n.put(e, PhaseRunning, nil)
 		}
-		return n.undoRestore(ctx, e, fmt.Errorf("node restarted during the restore; the copy did not verify: %w", err))
+		if uerr := n.undoRestore(ctx, e, fmt.Errorf("node restarted during the restore; the copy did not verify: %w", err)); e.Phase != PhaseAborted {
+			return uerr
+		}
+		return nil
 	case PhaseInDoubt:
 		return n.retryTargetInDoubt(ctx, e)
 	}

@@ -225,7 +225,7 @@ func receiveStream(r io.Reader, compressed bool, consume func(io.Reader) error) 
 		// the checksum can say so plainly.
 		_, _ = io.Copy(io.Discard, io.LimitReader(hr, maxDrain))
 		if t, terr := readTrailer(r, fr); terr == nil && t.SHA256 != hex.EncodeToString(h.Sum(nil)) {
-			return hr.n, fmt.Errorf("%w: sha256 of the %d bytes received differs from the sender's (%s): stream corrupted in transit (%v)", ErrChecksum, hr.n, t.SHA256[:16], err)
+			return hr.n, fmt.Errorf("%w: sha256 of the %d bytes received differs from the sender's (%s): stream corrupted in transit (%v)", ErrChecksum, hr.n, short(t.SHA256), err)
 		}
 		if errors.Is(err, ErrChecksum) {
 			return hr.n, err
@@ -244,9 +244,17 @@ func receiveStream(r io.Reader, compressed bool, consume func(io.Reader) error) 
 	got := hex.EncodeToString(h.Sum(nil))
 	if t.SHA256 != got || t.Bytes != hr.n {
 		return hr.n, fmt.Errorf("%w: received %d bytes with sha256 %s, sender sent %d bytes with sha256 %s: stream corrupted in transit",
-			ErrChecksum, hr.n, got[:16], t.Bytes, t.SHA256[:16])
+			ErrChecksum, hr.n, short(got), t.Bytes, short(t.SHA256))
 	}
 	return hr.n, nil
+}
+
+// short is the start of a hex digest for messages; any string is safe.
+func short(digest string) string {
+	if len(digest) > 16 {
+		return digest[:16]
+	}
+	return digest
 }
 
 func readTrailer(r io.Reader, fr *frameReader) (trailer, error) {
