@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -524,8 +525,14 @@ func (d *DockerRuntime) placeCheckpoint(id string, fast bool, dir, name string) 
 	return copyDir(dir, cpDir)
 }
 
-// Resume implements Runtime: the rollback path on the source.
+// Resume implements Runtime: the rollback path on the source. After a crash of the godwit
+// process during a checkpoint, the runc that dumps may still run (it is not killed with
+// godwit: killing it mid-dump could leave the container frozen); Resume waits for it, so it
+// decides on the dump's real outcome.
 func (d *DockerRuntime) Resume(ctx context.Context, spec *Spec, dir string) error {
+	if err := waitNoProcessMentions(ctx, dir, 10*time.Minute); err != nil {
+		return fmt.Errorf("migrate: rollback: %w", err)
+	}
 	info, err := d.cfg.Client.ContainerInspect(ctx, spec.ID)
 	if err != nil {
 		return fmt.Errorf("migrate: rollback: the source container %s is gone: %w", spec.Name, err)
@@ -660,6 +667,34 @@ func (d *DockerRuntime) VolumePath(ctx context.Context, name string) (string, er
 		return "", fmt.Errorf("%w: volume %s uses driver %q", ErrNotCheckpointable, name, v.Driver)
 	}
 	return v.Mountpoint, nil
+}
+
+// waitNoProcessMentions waits until no process has path in its command line (a runc
+// checkpoint writing its images there).
+func waitNoProcessMentions(ctx context.Context, path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	needle := []byte(path)
+	for {
+		busy := 0
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err == nil && bytes.Contains(b, needle) {
+				busy, _ = strconv.Atoi(e.Name())
+				break
+			}
+		}
+		if busy == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("process %d still works on %s", busy, path)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func shortID(s string) string {

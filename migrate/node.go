@@ -57,7 +57,8 @@ type NodeConfig struct {
 	CloseTimeout time.Duration
 	// Fault, when set, is called at named points of a migration; an error it returns fails
 	// the migration there, as a real failure would (fault-injection tests). Points:
-	// "source-after-checkpoint", "source-streaming" (half the checkpoint sent),
+	// "source-during-checkpoint" (100 ms into the dump, from another goroutine; its error is
+	// ignored), "source-after-checkpoint", "source-streaming" (half the checkpoint sent),
 	// "source-after-restore" (the target confirmed, nothing journaled yet),
 	// "target-streaming" (half received), "target-before-restore", "target-after-restore".
 	Fault func(point string) error
@@ -65,7 +66,7 @@ type NodeConfig struct {
 
 // FaultPoints are the points NodeConfig.Fault is called at, in the order a migration
 // reaches them.
-var FaultPoints = []string{"source-after-checkpoint", "source-streaming", "target-streaming",
+var FaultPoints = []string{"source-during-checkpoint", "source-after-checkpoint", "source-streaming", "target-streaming",
 	"target-before-restore", "target-after-restore", "source-after-restore"}
 
 // ValidID reports whether id can be a migration ID (it names files on every node).

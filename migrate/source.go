@@ -169,7 +169,19 @@ func (m *sourceRun) run(ctx context.Context) error {
 	}
 	frozen := time.Now()
 	sampler := StartHostSampler(50 * time.Millisecond)
+	dumping := make(chan struct{})
+	if n.cfg.Fault != nil {
+		// A crash in the middle of the dump (process tests pause here and are killed).
+		go func() {
+			select {
+			case <-dumping:
+			case <-time.After(100 * time.Millisecond):
+				_ = n.fault("source-during-checkpoint")
+			}
+		}()
+	}
 	err = n.rt.Checkpoint(ctx, spec.ID, m.e.CheckpointDir)
+	close(dumping)
 	rep.CheckpointUsage = sampler.Stop()
 	rep.CheckpointBytes = DirSize(m.e.CheckpointDir)
 	rep.add(PhaseCheckpoint, time.Since(frozen), rep.CheckpointBytes)

@@ -218,6 +218,7 @@ func TestKillDuringMigration(t *testing.T) {
 		srcEnd      string // source journal's final phase
 		dstEnd      string // target journal's final phase
 	}{
+		{"source killed during the dump", "source-during-checkpoint", false, 0, migrate.PhaseRolledBack, migrate.PhaseAborted},
 		{"source killed during the transfer", "source-streaming", false, 0, migrate.PhaseRolledBack, migrate.PhaseAborted},
 		{"source killed after the target restored", "source-after-restore", false, 1, migrate.PhaseCompleted, migrate.PhaseCompleted},
 		{"target killed during the stream", "target-streaming", true, 0, migrate.PhaseRolledBack, migrate.PhaseAborted},
@@ -252,7 +253,7 @@ func TestKillDuringMigration(t *testing.T) {
 			}()
 
 			name := fmt.Sprintf("wkill%d", i)
-			c, err := clis[0].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(128),
+			c, err := clis[0].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(256),
 				Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
 				&container.HostConfig{NetworkMode: "none"}, nil, nil, name)
 			if err != nil {

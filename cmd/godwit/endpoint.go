@@ -30,10 +30,7 @@ func init() {
 const envFault = "GODWIT_FAULT"
 
 // faultPoints are the points of a migration at which migrate.NodeConfig.Fault is called.
-var faultPoints = []string{
-	"source-after-checkpoint", "source-streaming", "source-after-restore",
-	"target-streaming", "target-before-restore", "target-after-restore",
-}
+var faultPoints = migrate.FaultPoints
 
 // runEndpoint runs a node's migration service in the foreground, over TLS 1.3 with mutual
 // authentication: it takes migrations from other nodes into this node's engine, migrates
