@@ -21,11 +21,12 @@ func BenchmarkEvaluate(b *testing.B) {
 	rng := rand.New(rand.NewPCG(42, 7))
 	v, l := randomCluster(rng, 1000, 20000)
 	for _, bc := range []struct {
-		name    string
-		trigger bool
-	}{{"all-candidates", false}, {"node-trigger", true}} {
+		name        string
+		trigger, cb bool
+	}{{"all-candidates", false, false}, {"node-trigger", true, false}, {"cost-benefit", true, true}} {
 		p := randomPolicy(rand.New(rand.NewPCG(3, 4)))
 		p.Triggers = nil
+		p.CostBenefit = CostBenefit{Enabled: bc.cb}
 		if bc.trigger {
 			p.Triggers = []Trigger{{Name: "hot", Scope: ScopeNode, When: "node.cpu > 0.6 || node.memory > 0.6", Until: "node.cpu < 0.5"}}
 		}

@@ -16,6 +16,9 @@ type Plan struct {
 	Explanations []Explanation `json:"explanations,omitempty"`
 	// Conditions is the new trigger state; pass it back as Ledger.Conditions.
 	Conditions []ConditionState `json:"conditions,omitempty"`
+	// ConditionStats is the learned duration of each trigger's conditions; pass it back
+	// as Ledger.ConditionStats.
+	ConditionStats []ConditionStat `json:"conditionStats,omitempty"`
 	// Problems lists inputs the engine could not make sense of (a container on an unknown
 	// node, a trigger that failed at run time). They never stop an evaluation.
 	Problems []string `json:"problems,omitempty"`
@@ -28,9 +31,12 @@ type Decision struct {
 	From      string `json:"from"`
 	To        string `json:"to"`
 	// Score is the net benefit: Gain minus the cost of the move's predicted downtime, in
-	// the objectives' units. Every decision has Score >= the policy's minImprovement.
+	// the objectives' units (user-seconds under the cost-benefit rule). Every decision
+	// has Score >= the policy's minImprovement, or, under the cost-benefit rule, clears
+	// its margin.
 	Score float64 `json:"score"`
-	// Gain is the weighted sum of the objectives' gains.
+	// Gain is the weighted sum of the objectives' gains (under the cost-benefit rule: the
+	// expected benefit in user-seconds).
 	Gain float64 `json:"gain"`
 	// Objectives is each objective's weighted contribution to Gain.
 	Objectives []ObjectiveScore `json:"objectives,omitempty"`
@@ -59,6 +65,10 @@ type Explanation struct {
 	Detail string `json:"detail,omitempty"`
 	// Triggers are the active triggers covering the container.
 	Triggers []string `json:"triggers,omitempty"`
+	// Horizon is the expected remaining duration of the condition that made it a
+	// candidate, over which the cost-benefit rule counts a move's benefit (zero when the
+	// rule is off or the container was not scored).
+	Horizon time.Duration `json:"horizon,omitempty"`
 	// Candidates are the best targets considered, best first (at most the policy's
 	// explainCandidates), with why each was rejected.
 	Candidates []Candidate `json:"candidates,omitempty"`
@@ -73,8 +83,8 @@ type Candidate struct {
 	Cost Prediction `json:"cost"`
 	// Rejected is why the container does not move there; empty for the chosen target.
 	Rejected Reason `json:"rejected,omitempty"`
-	// Detail says more about the rejection, for people (empty for gain-too-small, whose
-	// numbers are in Score, Gain and Cost).
+	// Detail says more about the rejection, for people (empty for gain-too-small,
+	// cost-over-benefit and within-margin, whose numbers are in Score, Gain and Cost).
 	Detail string `json:"detail,omitempty"`
 }
 
@@ -100,17 +110,21 @@ const (
 	ReasonNoCandidate  Reason = "no-candidate" // no target passed the constraints
 
 	// Why a target is rejected (also a container's reason when every target fails it).
-	ReasonSameNode       Reason = "same-node"
-	ReasonTargetDrained  Reason = "target-drained"
-	ReasonTargetDown     Reason = "target-unavailable"
-	ReasonHeadroom       Reason = "headroom"         // the target would be too full
-	ReasonDowntime       Reason = "downtime"         // predicted downtime above the limit
-	ReasonNodeSelector   Reason = "node-selector"    // target lacks required labels (or pin)
-	ReasonAffinity       Reason = "affinity"         // a required affinity not met
-	ReasonAntiAffinity   Reason = "anti-affinity"    // a required anti-affinity broken
-	ReasonPingPong       Reason = "ping-pong"        // it left that node recently
-	ReasonGainTooSmall   Reason = "gain-too-small"   // gain minus cost below minImprovement
-	ReasonBudget         Reason = "budget"           // per-evaluation move budget spent
-	ReasonConcurrency    Reason = "concurrency"      // cluster-wide concurrent limit reached
-	ReasonNodeConcurrent Reason = "node-concurrency" // per-node concurrent limit reached
+	ReasonSameNode      Reason = "same-node"
+	ReasonTargetDrained Reason = "target-drained"
+	ReasonTargetDown    Reason = "target-unavailable"
+	ReasonHeadroom      Reason = "headroom"       // the target would be too full
+	ReasonDowntime      Reason = "downtime"       // predicted downtime above the limit
+	ReasonNodeSelector  Reason = "node-selector"  // target lacks required labels (or pin)
+	ReasonAffinity      Reason = "affinity"       // a required affinity not met
+	ReasonAntiAffinity  Reason = "anti-affinity"  // a required anti-affinity broken
+	ReasonPingPong      Reason = "ping-pong"      // it left that node recently
+	ReasonGainTooSmall  Reason = "gain-too-small" // gain minus cost below minImprovement
+	// Cost-benefit rule: the expected benefit does not pay for the predicted cost, or
+	// pays for it but not by the hysteresis margin.
+	ReasonCostOverBenefit Reason = "cost-over-benefit"
+	ReasonMargin          Reason = "within-margin"
+	ReasonBudget          Reason = "budget"           // per-evaluation move budget spent
+	ReasonConcurrency     Reason = "concurrency"      // cluster-wide concurrent limit reached
+	ReasonNodeConcurrent  Reason = "node-concurrency" // per-node concurrent limit reached
 )

@@ -31,6 +31,37 @@ const (
 	defaultDowntimeCost = 0.01
 	// 10% free on the target after the move, against the next spike.
 	defaultHeadroom = 0.10
+	// Cost-benefit: 40 ms is a common interactive edge target for RTT plus queueing.
+	defaultLatencyTarget = 40 * time.Millisecond
+	// 5 ms per request on an idle node: a small web or API handler.
+	defaultServiceTime = 5 * time.Millisecond
+	// 30 min before any history: long enough that relieving a node pays for a second or
+	// two of downtime, short enough that a minutes-long freeze needs a lasting condition.
+	defaultHorizon = 30 * time.Minute
+	// 2 h: beyond that, the view the decision was made on says little (in the suite, 4 h
+	// bought a little SLO for many more migrations; 1 h stopped moves that follow users
+	// for a working day).
+	defaultMaxHorizon = 2 * time.Hour
+	// An outage second counts ten seconds over the latency target: sessions break,
+	// requests fail and are retried, and people notice.
+	defaultOutageWeight = 10
+	// Four users' worth of dependents: a frozen container stalls the services that call
+	// it, and user weights undercount back ends (a cache with one user serves many).
+	defaultDependents = 4
+	// Fifty minutes of one user's service per migration: without a fixed cost, moves of
+	// small containers look free and the engine relieves a node by many small moves where
+	// one would do (in the suite: 300 doubled the migrations for no better SLO, 10,000
+	// held back moves that relieved nodes).
+	defaultMoveCost = 3000
+	// A minute of one user's service per GiB sent between sites.
+	defaultTransferCost = 60
+	// The benefit must be half again the cost, and a minute of one user's service more:
+	// predictions are rough (downtime within tens of percent, durations much worse).
+	defaultMargin     = 0.5
+	defaultMinBenefit = 60
+	// One unit of score (evacuating a drained node at weight 1) is worth an hour of one
+	// user's service: enough to pay for minutes of downtime of a few users.
+	defaultScoreValue = 3600
 	// Three candidates per explanation is enough to see why the best one won.
 	defaultExplainCandidates = 3
 )
@@ -83,6 +114,7 @@ func applyDefaults(p *Policy) {
 	if c.HeadroomMemory == 0 {
 		c.HeadroomMemory = defaultHeadroom
 	}
+	p.CostBenefit = p.CostBenefit.withDefaults()
 	if p.ExplainCandidates == 0 {
 		p.ExplainCandidates = defaultExplainCandidates
 	}
@@ -106,4 +138,46 @@ func applyDefaults(p *Policy) {
 			}
 		}
 	}
+}
+
+// withDefaults returns the rule with its zero fields defaulted (when enabled): Parse and
+// DefaultPolicy call it, and Evaluate too, for hand-built policies.
+func (cb CostBenefit) withDefaults() CostBenefit {
+	if !cb.Enabled {
+		return cb
+	}
+	if cb.LatencyTarget == 0 {
+		cb.LatencyTarget = defaultLatencyTarget
+	}
+	if cb.ServiceTime == 0 {
+		cb.ServiceTime = min(defaultServiceTime, cb.LatencyTarget/2)
+	}
+	if cb.Horizon == 0 {
+		cb.Horizon = defaultHorizon
+	}
+	if cb.MaxHorizon == 0 {
+		cb.MaxHorizon = max(defaultMaxHorizon, cb.Horizon)
+	}
+	if cb.OutageWeight == 0 {
+		cb.OutageWeight = defaultOutageWeight
+	}
+	if cb.Dependents == 0 {
+		cb.Dependents = defaultDependents
+	}
+	if cb.MoveCost == 0 {
+		cb.MoveCost = defaultMoveCost
+	}
+	if cb.TransferCost == 0 {
+		cb.TransferCost = defaultTransferCost
+	}
+	if cb.Margin == 0 {
+		cb.Margin = defaultMargin
+	}
+	if cb.MinBenefit == 0 {
+		cb.MinBenefit = defaultMinBenefit
+	}
+	if cb.ScoreValue == 0 {
+		cb.ScoreValue = defaultScoreValue
+	}
+	return cb
 }

@@ -34,6 +34,8 @@ func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now t
 		p = &d
 	}
 	e := &evaluation{view: &view, p: p, model: model, now: now}
+	e.cb = p.CostBenefit.withDefaults()
+	e.cbOn = e.cb.Enabled
 	e.plan = Plan{At: now, Mode: p.Mode}
 	if p.Mode == ModeOff {
 		e.index(&ledger)
@@ -42,10 +44,14 @@ func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now t
 			it.expl.Reason = ReasonModeOff
 		}
 		e.plan.Conditions = slices.Clone(ledger.Conditions)
+		e.plan.ConditionStats = slices.Clone(ledger.ConditionStats)
 		return e.plan
 	}
 	e.index(&ledger)
 	e.selectManaged()
+	if e.cbOn {
+		e.indexHarm()
+	}
 	e.indexPlacement()
 	e.evalTriggers(&ledger)
 	e.preselect()
@@ -174,11 +180,24 @@ type evaluation struct {
 	windowOK  bool
 	textBuf   []byte // scratch for building explanation text
 	vm        vm.VM  // runs the trigger expressions
+
+	// The cost-benefit rule (benefit.go), when the policy enables it.
+	cb        CostBenefit // with defaults
+	cbOn      bool
+	target    float64 // latency target, seconds
+	spread    float64 // half-width of the harm ramp, seconds
+	service   float64 // service time, seconds
+	uSafe     float64 // utilization at which a user on the node's site reaches the target
+	harm      []harmList
+	nodeConts [][]int32 // per node, its containers (indices in containers)
+	stats     map[string]ConditionStat
+	harmBuf   []harmEntry
 }
 
 // item is one managed container under consideration.
 type item struct {
 	c           *Container
+	ci          int // index in evaluation.containers
 	src         int // node index, -1 if unknown
 	rules       []int
 	maxDowntime time.Duration
@@ -188,6 +207,9 @@ type item struct {
 	candidates  bool // considered for a move
 	best        int  // index into expl.Candidates of the best feasible target, -1 for none
 	bestScore   float64
+	bestRatio   float64      // cost-benefit: the best target's benefit per unit of cost
+	horizon     float64      // cost-benefit: expected remaining duration of its condition, seconds
+	srcRelief   float64      // cost-benefit: harm rate its leaving removes on its node (consider)
 	expl        *Explanation // in plan.Explanations
 	hist        *history     // the ledger's, nil for none; set by screen
 
@@ -212,11 +234,11 @@ func (e *evaluation) selectManaged() {
 	for ri := range e.p.Placement {
 		e.ruleMatchers[ri] = newMatcher(&e.p.Placement[ri].Containers)
 	}
-	for _, c := range e.containers {
+	for ci, c := range e.containers {
 		if c.Labels[LabelManaged] != "true" || !sel.matches(c.Labels) {
 			continue
 		}
-		backing = append(backing, item{c: c, src: -1, pin: -1, best: -1,
+		backing = append(backing, item{c: c, ci: ci, src: -1, pin: -1, best: -1,
 			maxDowntime: e.p.Constraints.MaxDowntime, cooldown: e.p.Constraints.Cooldown})
 		it := &backing[len(backing)-1]
 		if ni, ok := e.nodeIdx[c.Node]; ok {
@@ -287,6 +309,13 @@ func (e *evaluation) screen(it *item) bool {
 		it.triggers = append(it.triggers, src.activeTriggers...)
 	}
 	x.Triggers = it.triggers
+	if e.cbOn {
+		it.horizon = max(it.horizon, src.horizon)
+		if it.horizon == 0 {
+			it.horizon = e.cb.Horizon.Seconds() // no trigger covers it: the prior
+		}
+		x.Horizon = seconds(it.horizon)
+	}
 	drained := src.node.Drained && e.p.Objectives.EvacuateDrained > 0
 	if len(e.p.Triggers) > 0 && len(it.triggers) == 0 && !drained && it.pin < 0 {
 		return stay(ReasonNoTrigger, "")
@@ -307,6 +336,9 @@ func (e *evaluation) screen(it *item) bool {
 func (e *evaluation) consider(it *item) {
 	x := it.expl
 	e.prepare(it)
+	if e.cbOn {
+		it.srcRelief = e.sourceRelief(it)
+	}
 	k := max(e.p.ExplainCandidates, 1)
 	top := e.scratch[:0]
 	var bestRejected scored
@@ -354,6 +386,7 @@ func (e *evaluation) consider(it *item) {
 		x.Reason, x.Detail = ReasonNoCandidate, "no node can take it"
 	case top[0].rejected == "":
 		it.best, it.bestScore = 0, top[0].score
+		it.bestRatio = top[0].gain / max(top[0].cost, 1e-9)
 		x.Reason, x.Detail = "", ""
 	default:
 		// Nothing feasible: the reason is the best-scoring target's.
@@ -608,6 +641,10 @@ func (e *evaluation) commit(movers []*item) {
 	keys := make([]moverKey, len(movers))
 	for i, it := range movers {
 		keys[i] = moverKey{it.bestScore, int32(i)}
+		if e.cbOn {
+			// Most relief per unit of cost first.
+			keys[i].score = it.bestRatio
+		}
 	}
 	slices.SortFunc(keys, func(a, b moverKey) int {
 		return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(a.pos, b.pos))
@@ -622,7 +659,11 @@ func (e *evaluation) commit(movers []*item) {
 		x := it.expl
 		switch {
 		case !e.windowOK:
-			x.Reason, x.Detail = ReasonWindow, "moves are not allowed at "+e.now.In(e.p.Windows.Location).Format("Mon 15:04 MST")
+			loc := e.p.Windows.Location
+			if loc == nil {
+				loc = time.UTC // a hand-built policy: as Windows.Allowed reads it
+			}
+			x.Reason, x.Detail = ReasonWindow, "moves are not allowed at "+e.now.In(loc).Format("Mon 15:04 MST")
 			continue
 		case c.MaxMovesPerEvaluation > 0 && len(e.plan.Decisions) >= c.MaxMovesPerEvaluation:
 			x.Reason, x.Detail = ReasonBudget, "maxMovesPerEvaluation "+strconv.Itoa(c.MaxMovesPerEvaluation)+" reached"
@@ -676,4 +717,13 @@ func (e *evaluation) apply(it *item, t int) {
 	d.inflight++
 	e.inflight++
 	e.moveTerms(it.c, it.src, t)
+	if e.cbOn {
+		src := e.nodeConts[it.src]
+		if i := slices.Index(src, int32(it.ci)); i >= 0 {
+			e.nodeConts[it.src] = slices.Delete(src, i, i+1)
+		}
+		e.nodeConts[t] = append(e.nodeConts[t], int32(it.ci))
+		e.harmBuf = e.buildHarm(it.src, e.harmBuf)
+		e.harmBuf = e.buildHarm(t, e.harmBuf)
+	}
 }

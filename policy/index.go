@@ -18,6 +18,7 @@ type nodeState struct {
 	inflight       int  // migrations touching this node
 	usable         bool // may receive containers: available and not drained
 	activeTriggers []string
+	horizon        float64 // cost-benefit: longest expected remaining duration of its conditions, s
 }
 
 func (n *nodeState) cpuUtil() float64 { return util(n.cpu, n.cpuCap) }

@@ -15,7 +15,24 @@ type Ledger struct {
 	// return-to-normal threshold is reached (hysteresis). Empty means "no history":
 	// every condition starts now.
 	Conditions []ConditionState `json:"conditions,omitempty"`
+	// ConditionStats is Plan.ConditionStats of the previous evaluation, passed back
+	// unchanged: how long each trigger's conditions have lasted, which the cost-benefit
+	// rule takes as the expected duration of the next one. Empty means "no history".
+	ConditionStats []ConditionStat `json:"conditionStats,omitempty"`
 }
+
+// ConditionStat is what the engine has learned of one trigger's conditions: how many have
+// ended and how long they lasted (from when `when` first held to when `until` held), as a
+// running mean over about the last conditionStatWindow of them.
+type ConditionStat struct {
+	Trigger string        `json:"trigger"`
+	Ended   int           `json:"ended"`
+	Mean    time.Duration `json:"mean"`
+}
+
+// conditionStatWindow is how many recent conditions the running mean of ConditionStat
+// follows: enough to average a day's spikes, few enough to follow a change of season.
+const conditionStatWindow = 50
 
 // MigrationState is the phase a migration is in.
 type MigrationState string
@@ -82,7 +99,7 @@ type ConditionState struct {
 // kept. The scheduler and the simulator call it to keep the ledger bounded.
 func (l Ledger) Prune(p *Policy, maxCooldown time.Duration, now time.Time) Ledger {
 	keep := max(p.Constraints.Cooldown, p.Constraints.PingPongWindow, maxCooldown)
-	out := Ledger{Conditions: l.Conditions}
+	out := Ledger{Conditions: l.Conditions, ConditionStats: l.ConditionStats}
 	for _, m := range l.Migrations {
 		last := m.Start
 		if m.End.After(last) {

@@ -166,6 +166,9 @@ func (c *converter) convert(f *FileV1) *Policy {
 	if s.Windows != nil {
 		p.Windows = c.windows(*s.Windows, sp+".windows")
 	}
+	if s.CostBenefit != nil {
+		p.CostBenefit = c.costBenefit(*s.CostBenefit, sp+".costBenefit").withDefaults()
+	}
 	if s.ExplainCandidates != nil {
 		if n := *s.ExplainCandidates; n < 1 || n > 100 {
 			c.errorf(sp+".explainCandidates", "explainCandidates %d: want 1 to 100", n)
@@ -287,6 +290,54 @@ func (c *converter) objectives(o ObjectivesV1, path string) Objectives {
 		} else {
 			out.OverloadThreshold = t
 		}
+	}
+	return out
+}
+
+func (c *converter) costBenefit(v CostBenefitV1, path string) CostBenefit {
+	out := CostBenefit{Enabled: true}
+	dur := func(d *Duration, name string, dst *time.Duration) {
+		if d == nil {
+			return
+		}
+		if d.Duration <= 0 {
+			c.errorf(path+"."+name, "%s %s: want more than 0", name, d.Duration)
+			return
+		}
+		*dst = d.Duration
+	}
+	nonNeg := func(f *float64, name string, dst *float64) {
+		if f == nil {
+			return
+		}
+		if *f < 0 {
+			c.errorf(path+"."+name, "%s %g: want 0 or more", name, *f)
+			return
+		}
+		*dst = *f
+	}
+	dur(v.LatencyTarget, "latencyTarget", &out.LatencyTarget)
+	dur(v.ServiceTime, "serviceTime", &out.ServiceTime)
+	dur(v.Horizon, "horizon", &out.Horizon)
+	dur(v.MaxHorizon, "maxHorizon", &out.MaxHorizon)
+	if v.OutageWeight != nil {
+		if *v.OutageWeight < 1 {
+			c.errorf(path+".outageWeight", "outageWeight %g: want 1 or more (an outage harms at least as much as slowness)", *v.OutageWeight)
+		} else {
+			out.OutageWeight = *v.OutageWeight
+		}
+	}
+	nonNeg(v.Dependents, "dependents", &out.Dependents)
+	nonNeg(v.MoveCost, "moveCost", &out.MoveCost)
+	nonNeg(v.TransferCost, "transferCost", &out.TransferCost)
+	nonNeg(v.Margin, "margin", &out.Margin)
+	nonNeg(v.MinBenefit, "minBenefit", &out.MinBenefit)
+	nonNeg(v.ScoreValue, "scoreValue", &out.ScoreValue)
+	if v.ServiceTime != nil && v.LatencyTarget != nil && out.ServiceTime >= out.LatencyTarget {
+		c.errorf(path+".serviceTime", "serviceTime %s: want less than latencyTarget %s", out.ServiceTime, out.LatencyTarget)
+	}
+	if v.Horizon != nil && v.MaxHorizon != nil && out.Horizon > out.MaxHorizon {
+		c.errorf(path+".horizon", "horizon %s: want at most maxHorizon %s", out.Horizon, out.MaxHorizon)
 	}
 	return out
 }

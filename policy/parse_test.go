@@ -63,6 +63,8 @@ func TestParseErrors(t *testing.T) {
 		{"window", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  windows:\n    timezone: Mars/Olympus\n    allow:\n      - {days: [funday], start: \"25:00\", end: \"06:00\"}\n",
 			[]string{`x.yaml:5:15: unknown time zone`, `x.yaml:7:17: day "funday"`, `x.yaml:7:33: time "25:00"`}},
 		{"two documents", "apiVersion: godwit.io/v1\nkind: Policy\n---\nkind: Policy\n", []string{"x.yaml:3:1: one policy per file"}},
+		{"cost-benefit values", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  costBenefit:\n    latencyTarget: 10ms\n    serviceTime: 20ms\n    outageWeight: 0.5\n    margin: -1\n",
+			[]string{`x.yaml:6:18: serviceTime 20ms: want less than latencyTarget 10ms`, `x.yaml:7:19: outageWeight 0.5`, `x.yaml:8:13: margin -1`}},
 		{"size", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  constraints:\n    maxMemory: lots\n", []string{"x.yaml:5:16: want a size"}},
 	}
 	for _, tc := range tests {

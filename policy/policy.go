@@ -43,6 +43,9 @@ type Policy struct {
 	Placement []PlacementRule
 	// Windows limit when moves may start.
 	Windows Windows
+	// CostBenefit, when enabled, decides by expected benefit against cost in
+	// user-seconds instead of by weighted scores; see CostBenefit.
+	CostBenefit CostBenefit
 	// ExplainCandidates is how many candidate targets each explanation lists.
 	ExplainCandidates int
 }
@@ -131,6 +134,59 @@ type Constraints struct {
 	// free after a move (0.1 = the target ends at most 90% full).
 	HeadroomCPU    float64
 	HeadroomMemory float64
+}
+
+// CostBenefit is the cost-benefit decision rule. The unit is the user-second: one user
+// served over the latency target, or not at all, for one second.
+//
+// A move's benefit is the harm it removes per second (users whose latency, the RTT from
+// their site plus the queueing delay of a node as busy as theirs, is over LatencyTarget;
+// on the source, on the target and for the container's own users) times the expected
+// remaining duration of the condition that made the container a candidate, learned from
+// how long the policy's trigger conditions have lasted (Ledger.ConditionStats). Its cost
+// is the predicted downtime times the container's users times OutageWeight, plus
+// TransferCost per GiB sent
+// between sites. A move is made when benefit - cost is positive and the benefit clears
+// the hysteresis margin: benefit >= (1+Margin)*cost + MinBenefit. The relieveOverload,
+// followUsers and balanceLoad objectives are replaced by the harm model; the others
+// (evacuateDrained, consolidate, placement, pins) still count, ScoreValue user-seconds
+// per unit of their weighted score. Constraints stay hard limits.
+type CostBenefit struct {
+	// Enabled switches the rule on (a costBenefit block in the policy file).
+	Enabled bool
+	// LatencyTarget is the user-perceived latency (RTT plus queueing) a user is harmed
+	// above.
+	LatencyTarget time.Duration
+	// ServiceTime is a request's processing time on an idle node: queueing delay is
+	// ServiceTime / (1 - utilization), M/M/1.
+	ServiceTime time.Duration
+	// Horizon is the expected duration of a condition before there is any history of
+	// that trigger's conditions, and for candidates no trigger covers.
+	Horizon time.Duration
+	// MaxHorizon caps the expected remaining duration of any condition.
+	MaxHorizon time.Duration
+	// OutageWeight is how many user-seconds of harm one second of a user's outage (the
+	// container frozen) counts for: an outage breaks sessions and requests fail, which
+	// is worse than the same time over the latency target.
+	OutageWeight float64
+	// Dependents is how many users' worth of harm a container's outage does beyond its
+	// own users: the services that call it and stall while it is frozen, which the view
+	// does not show.
+	Dependents float64
+	// MoveCost is the fixed cost of any migration, in user-seconds: the risk that it
+	// fails and rolls back, the checkpoint's load on both nodes, someone's attention.
+	// It is what makes one move that relieves a node preferable to several that each
+	// relieve it a little.
+	MoveCost float64
+	// TransferCost is the cost, in user-seconds, of sending one GiB between two sites
+	// (the link and node load a transfer takes from everyone else).
+	TransferCost float64
+	// Margin and MinBenefit are the hysteresis: a move needs benefit >= (1+Margin)*cost +
+	// MinBenefit (user-seconds).
+	Margin     float64
+	MinBenefit float64
+	// ScoreValue converts the other objectives' weighted score into user-seconds.
+	ScoreValue float64
 }
 
 // Selector matches labels: every MatchLabels pair and every requirement must hold. The

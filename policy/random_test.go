@@ -122,6 +122,10 @@ func randomPolicy(rng *rand.Rand) *Policy {
 			PreferNodes:  []NodePreference{{Nodes: Selector{MatchLabels: map[string]string{"zone": "z1"}}, Weight: 0.1}},
 			AntiAffinity: []AffinityTerm{{Containers: Selector{MatchLabels: map[string]string{"app": "db"}}, Topology: TopologySite, Weight: 0.05}}},
 	}
+	if rng.IntN(2) == 0 {
+		// The cost-benefit rule, with a fixed cost small enough that it moves things.
+		p.CostBenefit = CostBenefit{Enabled: true, MoveCost: rng.Float64() * 100}
+	}
 	if err := p.Compile(); err != nil {
 		panic(err)
 	}

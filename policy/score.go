@@ -34,6 +34,7 @@ type scored struct {
 	gain     float64
 	score    float64
 	downtime float64 // predicted, seconds
+	cost     float64 // cost-benefit: user-seconds
 	rejected Reason
 }
 
@@ -55,10 +56,16 @@ func (e *evaluation) score(it *item, t int) scored {
 	for _, v := range g {
 		sc.gain += v
 	}
+	if e.cbOn {
+		sc.gain = e.cb.ScoreValue*sc.gain + e.relief(it, t)*it.horizon
+		sc.cost = e.moveCost(it, t, sc.downtime)
+	} else {
+		sc.cost = e.p.Constraints.DowntimeCost * sc.downtime
+	}
 	if math.IsNaN(sc.gain) || math.IsInf(sc.gain, 0) {
 		sc.gain = 0 // a view with absurd numbers: never a reason to move
 	}
-	sc.score = sc.gain - e.p.Constraints.DowntimeCost*sc.downtime
+	sc.score = sc.gain - sc.cost
 	sc.rejected = e.reject(it, t, &sc)
 	return sc
 }
@@ -68,8 +75,9 @@ func (e *evaluation) candidate(it *item, sc scored) Candidate {
 	p := e.path(it.src, sc.t)
 	c := Candidate{Node: e.nodes[sc.t].node.ID, Score: sc.score, Gain: sc.gain,
 		Cost: e.model.Predict(it.c.MemoryBytes, p.bandwidth, p.rtt), Rejected: sc.rejected}
-	// gain-too-small says nothing the Score, Gain and Cost fields do not.
-	if c.Rejected != "" && c.Rejected != ReasonGainTooSmall {
+	// gain-too-small, cost-over-benefit and within-margin say nothing the Score, Gain and
+	// Cost fields do not (the container's own Detail spells the best one out).
+	if r := c.Rejected; r != "" && r != ReasonGainTooSmall && r != ReasonCostOverBenefit && r != ReasonMargin {
 		c.Detail = e.detail(it, sc.t, &c)
 	}
 	return c
@@ -110,7 +118,14 @@ func (e *evaluation) reject(it *item, t int, cand *scored) Reason {
 	if it.maxDowntime > 0 && cand.downtime > it.maxDowntime.Seconds() {
 		return ReasonDowntime
 	}
-	if cand.score < c.MinImprovement || cand.score <= 0 {
+	if e.cbOn {
+		if cand.score <= 0 {
+			return ReasonCostOverBenefit
+		}
+		if cand.gain < (1+e.cb.Margin)*cand.cost+e.cb.MinBenefit {
+			return ReasonMargin
+		}
+	} else if cand.score < c.MinImprovement || cand.score <= 0 {
 		return ReasonGainTooSmall
 	}
 	if c.MaxConcurrentPerNode > 0 && n.inflight >= c.MaxConcurrentPerNode {
@@ -151,7 +166,8 @@ func (e *evaluation) gains(it *item, t int) (g [numObjectives]float64) {
 	sm0, sm1 := util(s.mem, s.memCap), util(s.mem-cm, s.memCap)
 	dc0, dc1 := util(d.cpu, d.cpuCap), util(d.cpu+c.CPU, d.cpuCap)
 	dm0, dm1 := util(d.mem, d.memCap), util(d.mem+cm, d.memCap)
-	if o.RelieveOverload != 0 {
+	cb := e.cbOn // the harm model replaces the overload and latency objectives
+	if o.RelieveOverload != 0 && !cb {
 		th := o.OverloadThreshold
 		over := func(u float64) float64 { return max(0, u-th) }
 		g[objRelieve] = o.RelieveOverload * (over(sc0) - over(sc1) + over(sm0) - over(sm1) -
@@ -168,7 +184,7 @@ func (e *evaluation) gains(it *item, t int) (g [numObjectives]float64) {
 			g[objConsolidate] = o.Consolidate * cons
 		}
 	}
-	if o.FollowUsers != 0 && it.userWeight > 0 && s.site != d.site {
+	if o.FollowUsers != 0 && !cb && it.userWeight > 0 && s.site != d.site {
 		before, after := it.srcRTT, e.itemRTT(it, d.site)
 		g[objFollow] = o.FollowUsers * (before - after) / (before + float64(10*time.Millisecond))
 	}
@@ -216,6 +232,31 @@ func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 		b = appendF3(b, cand.Gain-cand.Score)
 		b = append(b, ") below minImprovement "...)
 		b = appendF3(b, k.MinImprovement)
+		return string(b)
+	case ReasonCostOverBenefit, ReasonMargin:
+		b = append(b, "benefit "...)
+		b = strconv.AppendFloat(b, cand.Gain, 'f', 0, 64)
+		b = append(b, " user-s over "...)
+		b = append(b, seconds(it.horizon).Round(time.Second).String()...)
+		b = append(b, ", cost "...)
+		b = strconv.AppendFloat(b, cand.Gain-cand.Score, 'f', 0, 64)
+		b = append(b, " user-s (downtime "...)
+		b = append(b, cand.Cost.Downtime.Round(100*time.Millisecond).String()...)
+		b = append(b, " x "...)
+		b = strconv.AppendFloat(b, it.weight()+e.cb.Dependents, 'f', 0, 64)
+		b = append(b, " users and dependents x "...)
+		b = strconv.AppendFloat(b, e.cb.OutageWeight, 'f', -1, 64)
+		if n.site != e.nodes[it.src].site {
+			b = append(b, " + transfer"...)
+		}
+		if cand.Rejected == ReasonMargin {
+			b = append(b, "), below the margin "...)
+			b = strconv.AppendFloat(b, 1+e.cb.Margin, 'f', 2, 64)
+			b = append(b, " x cost + "...)
+			b = strconv.AppendFloat(b, e.cb.MinBenefit, 'f', 0, 64)
+			return string(b)
+		}
+		b = append(b, ')')
 		return string(b)
 	case ReasonPingPong:
 		return "it left " + n.node.ID + " less than " + k.PingPongWindow.String() + " ago"

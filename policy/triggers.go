@@ -49,6 +49,11 @@ type condKey struct{ trigger, subject string }
 // evalTriggers steps every trigger for every subject, fills Plan.Conditions and returns the
 // active triggers per managed container (by position in e.items).
 func (e *evaluation) evalTriggers(ledger *Ledger) {
+	ended := map[string][]time.Duration{}
+	e.stats = make(map[string]ConditionStat, len(ledger.ConditionStats))
+	for _, s := range ledger.ConditionStats {
+		e.stats[s.Trigger] = s
+	}
 	prev := make(map[condKey]ConditionState, len(ledger.Conditions))
 	for _, c := range ledger.Conditions {
 		prev[condKey{c.Trigger, c.Subject}] = c
@@ -106,6 +111,7 @@ func (e *evaluation) evalTriggers(ledger *Ledger) {
 			reported := false
 			for w := range runs {
 				e.plan.Conditions = append(e.plan.Conditions, runs[w].conds...)
+				ended[t.Name] = append(ended[t.Name], runs[w].ended...)
 				if runs[w].err != nil && !reported {
 					reported = true
 					e.problemf("trigger %q: %v", t.Name, runs[w].err)
@@ -124,17 +130,26 @@ func (e *evaluation) evalTriggers(ledger *Ledger) {
 				if r.env == nil {
 					boxed = *env
 				}
-				if r.record(n.node.ID, boxed) {
+				if active, age := r.record(n.node.ID, boxed); active {
 					n.activeTriggers = append(n.activeTriggers, t.Name)
+					if e.cbOn {
+						n.horizon = max(n.horizon, e.conditionRemaining(t.Name, age))
+					}
 				}
 			}
 			e.plan.Conditions = append(e.plan.Conditions, r.conds...)
+			ended[t.Name] = append(ended[t.Name], r.ended...)
 			if r.err != nil {
 				e.problemf("trigger %q: %v", t.Name, r.err)
 			}
 		}
 	}
 	e.sortConditions(blocks)
+	if e.cbOn {
+		e.learnConditions(ended)
+	} else {
+		e.plan.ConditionStats = slices.Clone(ledger.ConditionStats)
+	}
 }
 
 // condBlock is the conditions one trigger added, from start on.
@@ -190,6 +205,7 @@ type triggerRun struct {
 	when, until *vm.Program
 	err         error            // the first
 	conds       []ConditionState // the subjects' conditions worth keeping, in order
+	ended       []time.Duration  // how long the conditions that ended now lasted
 	// env, when not nil, is a pointer to the subject's environment, reused from subject
 	// to subject: the programs then run on it rather than on a copy boxed per subject.
 	env any
@@ -218,8 +234,9 @@ func (r *triggerRun) run(prog *vm.Program, env any) bool {
 }
 
 // record steps the trigger for one subject, records its condition and reports whether
-// the trigger is active for it. env is used only when r.env is nil.
-func (r *triggerRun) record(subject string, env any) bool {
+// the trigger is active for it, and for how long its `when` has held. A condition that
+// ends is added to r.ended. env is used only when r.env is nil.
+func (r *triggerRun) record(subject string, env any) (bool, time.Duration) {
 	t, e := r.t, r.e
 	k := condKey{t.Name, subject}
 	p, ok := r.prev[k]
@@ -234,6 +251,10 @@ func (r *triggerRun) record(subject string, env any) bool {
 			normal = r.run(r.until, env)
 		}
 		if normal {
+			start := cmp.Or(st.Since, st.ActiveSince)
+			if !start.IsZero() {
+				r.ended = append(r.ended, e.now.Sub(start))
+			}
 			st.Active = false
 			st.ActiveSince = time.Time{}
 			st.Since = time.Time{}
@@ -244,7 +265,10 @@ func (r *triggerRun) record(subject string, env any) bool {
 	if st.Active || !st.Since.IsZero() {
 		r.conds = append(r.conds, st)
 	}
-	return st.Active
+	if !st.Active {
+		return false, 0
+	}
+	return true, e.now.Sub(cmp.Or(st.Since, st.ActiveSince))
 }
 
 // triggersPerWorker is the fewest containers per extra goroutine stepping a container
@@ -267,8 +291,11 @@ func (r *triggerRun) containers(items []*item, nodeMetrics []NodeMetrics) {
 		if r.env == nil {
 			boxed = *env
 		}
-		if r.record(it.c.ID, boxed) {
+		if active, age := r.record(it.c.ID, boxed); active {
 			it.triggers = append(it.triggers, r.t.Name)
+			if r.e.cbOn {
+				it.horizon = max(it.horizon, r.e.conditionRemaining(r.t.Name, age))
+			}
 		}
 	}
 }

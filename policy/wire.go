@@ -35,7 +35,24 @@ type SpecV1 struct {
 	Constraints       *ConstraintsV1    `json:"constraints,omitempty" jsonschema_description:"Hard limits on moves."`
 	Placement         []PlacementRuleV1 `json:"placement,omitempty" jsonschema_description:"Where containers may and would like to run."`
 	Windows           *WindowsV1        `json:"windows,omitempty" jsonschema_description:"When moves may start (default: any time)."`
+	CostBenefit       *CostBenefitV1    `json:"costBenefit,omitempty" jsonschema_description:"Decide by expected benefit against cost, in user-seconds, instead of by weighted scores (present: on)."`
 	ExplainCandidates *int              `json:"explainCandidates,omitempty" jsonschema:"minimum=1,maximum=100" jsonschema_description:"Candidate targets listed per container in explanations (default 3)."`
+}
+
+// CostBenefitV1 switches the cost-benefit rule on and tunes it. The unit is the user-second:
+// one user over the latency target (or not served) for one second.
+type CostBenefitV1 struct {
+	LatencyTarget *Duration `json:"latencyTarget,omitempty" jsonschema_description:"Latency (RTT from the users' site plus queueing on the node) above which a user counts as harmed (default 40ms)."`
+	ServiceTime   *Duration `json:"serviceTime,omitempty" jsonschema_description:"A request's processing time on an idle node; queueing delay is serviceTime/(1-utilization) (default 5ms)."`
+	Horizon       *Duration `json:"horizon,omitempty" jsonschema_description:"Expected duration of a condition before its trigger has any history (default 30m)."`
+	MaxHorizon    *Duration `json:"maxHorizon,omitempty" jsonschema_description:"Longest expected remaining duration of a condition (default 2h)."`
+	OutageWeight  *float64  `json:"outageWeight,omitempty" jsonschema:"minimum=1" jsonschema_description:"User-seconds of harm one second of a user's outage (the container frozen by a migration) counts for (default 10)."`
+	Dependents    *float64  `json:"dependents,omitempty" jsonschema:"minimum=0" jsonschema_description:"Users' worth of harm a container's outage does beyond its own users: the services that stall while it is frozen (default 4)."`
+	MoveCost      *float64  `json:"moveCost,omitempty" jsonschema:"minimum=0" jsonschema_description:"Fixed user-seconds every migration costs: the risk of a rollback, the checkpoint's load, attention (default 3000)."`
+	TransferCost  *float64  `json:"transferCost,omitempty" jsonschema:"minimum=0" jsonschema_description:"User-seconds one GiB sent between sites costs (default 60)."`
+	Margin        *float64  `json:"margin,omitempty" jsonschema:"minimum=0" jsonschema_description:"Hysteresis: the benefit must be at least (1+margin) times the cost (default 0.5)."`
+	MinBenefit    *float64  `json:"minBenefit,omitempty" jsonschema:"minimum=0" jsonschema_description:"Hysteresis: and exceed the cost by at least this many user-seconds (default 60)."`
+	ScoreValue    *float64  `json:"scoreValue,omitempty" jsonschema:"minimum=0" jsonschema_description:"User-seconds per unit of the other objectives' score (evacuateDrained, consolidate, placement) (default 3600)."`
 }
 
 // TriggerV1 is one trigger.
