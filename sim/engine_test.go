@@ -57,7 +57,8 @@ func copyView(v *policy.ClusterView) policy.ClusterView {
 }
 
 func copyLedger(l *policy.Ledger) policy.Ledger {
-	return policy.Ledger{Migrations: slices.Clone(l.Migrations), Conditions: slices.Clone(l.Conditions)}
+	return policy.Ledger{Migrations: slices.Clone(l.Migrations), Conditions: slices.Clone(l.Conditions),
+		ConditionStats: slices.Clone(l.ConditionStats)}
 }
 
 // TestDecisionsAreTheEngines proves the simulator runs godwit's decision engine: at every
@@ -89,13 +90,18 @@ func TestDecisionsAreTheEngines(t *testing.T) {
 	}
 	var withDecisions int
 	var conditions []policy.ConditionState
+	var stats []policy.ConditionStat
 	for i, call := range rec.calls {
-		// The ledger's conditions are the previous plan's, passed back unchanged.
+		// The ledger's conditions and what the engine learned of them are the previous
+		// plan's, passed back unchanged.
 		if diff := cmp.Diff(conditions, call.ledger.Conditions); diff != "" && i > 0 {
 			t.Fatalf("evaluation %d: conditions not carried over (-previous +given):\n%s", i, diff)
 		}
+		if diff := cmp.Diff(stats, call.ledger.ConditionStats); diff != "" && i > 0 {
+			t.Fatalf("evaluation %d: condition statistics not carried over (-previous +given):\n%s", i, diff)
+		}
 		plan := policy.Evaluate(call.view, pol, model, call.ledger, call.now)
-		conditions = plan.Conditions
+		conditions, stats = plan.Conditions, plan.ConditionStats
 		if diff := cmp.Diff(plan.Decisions, call.decisions); diff != "" {
 			t.Fatalf("evaluation %d at %v: simulator's decisions differ from policy.Evaluate (-engine +sim):\n%s", i, call.now, diff)
 		}

@@ -29,6 +29,7 @@ func (p *PolicyPlanner) Name() string {
 func (p *PolicyPlanner) Plan(view *policy.ClusterView, ledger *policy.Ledger, now time.Time) PlanResult {
 	plan := policy.Evaluate(*view, p.Policy, p.Model, *ledger, now)
 	ledger.Conditions = plan.Conditions
+	ledger.ConditionStats = plan.ConditionStats
 	return PlanResult{Decisions: plan.Decisions, Explanations: plan.Explanations}
 }
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"flag"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,8 +12,9 @@ import (
 )
 
 var (
-	suiteDir   = flag.String("suite", "", "TestSuiteReport: run every scenario of this directory (and the default) with the built-in policy and every baseline, and print the table")
-	suiteSeeds = flag.String("suite.seeds", "", "TestSuiteReport: comma-separated seeds (default: each scenario's own)")
+	suiteDir    = flag.String("suite", "", "TestSuiteReport: run every scenario of this directory (and the default) with the built-in policy and every baseline, and print the table")
+	suiteSeeds  = flag.String("suite.seeds", "", "TestSuiteReport: comma-separated seeds (default: each scenario's own)")
+	suitePolicy = flag.String("suite.policy", "", "TestSuiteReport: policy file (default: the built-in policy)")
 )
 
 // TestSuiteReport prints the suite table the README's figures come from:
@@ -36,7 +38,17 @@ func TestSuiteReport(t *testing.T) {
 			seeds = append(seeds, v)
 		}
 	}
-	rows, err := RunSuite(scs, Config{Policy: SimPolicy(), Model: policy.DefaultCostModel()}, nil, seeds)
+	pol := SimPolicy()
+	if *suitePolicy != "" {
+		data, err := os.ReadFile(*suitePolicy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pol, err = policy.Parse(*suitePolicy, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := RunSuite(scs, Config{Policy: pol, Model: policy.DefaultCostModel()}, nil, seeds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,5 +80,29 @@ func TestRunSuiteSmall(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "SLO / best baseline") || strings.Count(b.String(), "\n") != 1+2*len(DefaultArms) {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// TestBuiltInPolicyIsTheExample keeps the simulator's built-in policy and the example
+// configs/policies/cost-benefit.yaml the same policy (the example spells every default out).
+func TestBuiltInPolicyIsTheExample(t *testing.T) {
+	data, err := os.ReadFile("../configs/policies/cost-benefit.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := policy.Parse("cost-benefit.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := SimPolicy()
+	if !in.CostBenefit.Enabled || in.CostBenefit != ex.CostBenefit || in.Constraints != ex.Constraints ||
+		in.Objectives != ex.Objectives || in.Mode != ex.Mode || len(in.Triggers) != len(ex.Triggers) {
+		t.Fatalf("built-in policy %+v\ndiffers from the example %+v", in, ex)
+	}
+	for i := range in.Triggers {
+		a, b := in.Triggers[i], ex.Triggers[i]
+		if a.Name != b.Name || a.When != b.When || a.Until != b.Until || a.For != b.For || a.Scope != b.Scope {
+			t.Errorf("trigger %d: %+v, example %+v", i, a, b)
+		}
 	}
 }
