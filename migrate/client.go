@@ -62,6 +62,7 @@ type Client struct {
 	mu         sync.Mutex
 	handshakes int
 	handshake  time.Duration
+	sessions   tls.ClientSessionCache // TLS 1.3 resumption: later calls skip the full handshake
 }
 
 // HandshakeStats returns how many connections c made and the time they took to set up.
@@ -93,7 +94,14 @@ func (c *Client) call(ctx context.Context, addr, expect string, req request, bod
 		return response{}, "", fmt.Errorf("migrate: %s unreachable: %w", addr, err)
 	}
 	dc := &deadlineConn{Conn: raw, timeout: ioTimeout}
-	conn := tls.Client(dc, c.TLS.ClientConfig(expect))
+	cfg := c.TLS.ClientConfig(expect)
+	c.mu.Lock()
+	if c.sessions == nil {
+		c.sessions = tls.NewLRUClientSessionCache(64)
+	}
+	cfg.ClientSessionCache = c.sessions
+	c.mu.Unlock()
+	conn := tls.Client(dc, cfg)
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()

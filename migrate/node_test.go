@@ -25,7 +25,7 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) *testPKI { return &testPKI{dir: t.TempDir()} }
 
-func (p *testPKI) files(t *testing.T, node string, role pki.Role) pki.Files {
+func (p *testPKI) files(t testing.TB, node string, role pki.Role) pki.Files {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -36,7 +36,7 @@ func (p *testPKI) files(t *testing.T, node string, role pki.Role) pki.Files {
 	return f
 }
 
-func (p *testPKI) tls(t *testing.T, node string, role pki.Role) *pki.TLS {
+func (p *testPKI) tls(t testing.TB, node string, role pki.Role) *pki.TLS {
 	t.Helper()
 	l, err := pki.Load(p.files(t, node, role))
 	if err != nil {
