@@ -1,13 +1,18 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/godwit-io/godwit/configs"
 )
 
 // SuiteRow is one scenario at one seed of a suite run: every arm's summary, measured in the
@@ -151,4 +156,43 @@ func SuiteVerdict(rows []SuiteRow, maxSLORatio float64) []string {
 		}
 	}
 	return out
+}
+
+// EmbeddedScenarios returns the scenarios built into the binary (configs/scenarios), in
+// name order, and the names of those it skipped because they read files that are not
+// built in (traces): run those from a checkout, with LoadScenarioDir.
+func EmbeddedScenarios() ([]*Scenario, []string, error) {
+	entries, err := configs.Scenarios.ReadDir("scenarios")
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*Scenario
+	var skipped []string
+	read := func(name string) ([]byte, error) {
+		return configs.Scenarios.ReadFile(path.Join("scenarios", name))
+	}
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".yaml" {
+			continue
+		}
+		data, err := read(e.Name())
+		if err != nil {
+			return nil, nil, err
+		}
+		missing := false
+		sc, err := parseScenario("configs/scenarios/"+e.Name(), data, func(name string) ([]byte, error) {
+			b, err := read(path.Clean(name))
+			missing = missing || errors.Is(err, fs.ErrNotExist)
+			return b, err
+		})
+		if err != nil {
+			if missing {
+				skipped = append(skipped, e.Name())
+				continue
+			}
+			return nil, nil, err
+		}
+		out = append(out, sc)
+	}
+	return out, skipped, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,5 +105,24 @@ func TestBuiltInPolicyIsTheExample(t *testing.T) {
 		if a.Name != b.Name || a.When != b.When || a.Until != b.Until || a.For != b.For || a.Scope != b.Scope {
 			t.Errorf("trigger %d: %+v, example %+v", i, a, b)
 		}
+	}
+}
+
+func TestEmbeddedScenarios(t *testing.T) {
+	scs, skipped, err := EmbeddedScenarios()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sc := range scs {
+		names = append(names, sc.Name)
+	}
+	for _, want := range []string{"default", "commuter-line", "flash-storm"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("embedded scenarios %v: %s missing", names, want)
+		}
+	}
+	if !slices.Contains(skipped, "reference.yaml") {
+		t.Errorf("skipped %v: want reference.yaml, whose traces are not built in", skipped)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 )
 
 func init() {
-	register("sim", "simulate policies on a modelled cluster (sim sweep: tune them)", runSim)
+	register("sim", "simulate policies on a modelled cluster (sim sweep: tune them; sim suite: every scenario against the baselines)", runSim)
 }
 
 // paramFlags collects repeated --param flags.
@@ -82,9 +83,13 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "sweep" {
 		return runSimSweep(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "suite" {
+		return runSimSuite(args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("sim", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: godwit sim [--scenario FILE] [--policy FILE] [--out DIR] [--arms LIST] [--seed N]")
+		fmt.Fprintln(stderr, "       godwit sim suite [--policy FILE] [--seeds N,N,...] [--arms LIST] [--json] [DIR]")
 		fmt.Fprintln(stderr, "       godwit sim sweep [--scenario FILE] [--policy FILE] [--param PATH=V1,V2,...]... [--objective slo|migrations|downtime|balanced] [--workers N] [--out DIR]")
 		fs.PrintDefaults()
 	}
@@ -247,5 +252,79 @@ func runSimSweep(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "\nbest policy: %s\nall points: %s\n", bestPath, filepath.Join(*out, "sweep.csv"))
+	return nil
+}
+
+// runSimSuite runs every scenario of DIR (default: the built-in scenarios) with one policy
+// and every baseline, and prints one table with the policy's ratios against the baselines
+// of the same run, then the goals it misses.
+func runSimSuite(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sim suite", stderr)
+	policyPath := fs.String("policy", "", "policy file for every scenario (default: the built-in policy; a scenario's own policy is ignored)")
+	seedList := fs.String("seeds", "", "comma-separated seeds to run each scenario with (default: each scenario's own)")
+	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold")
+	asJSON := fs.Bool("json", false, "print the rows as JSON instead of a table")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return usagef("unexpected argument %q", fs.Arg(1))
+	}
+	var seeds []uint64
+	if *seedList != "" {
+		for _, s := range strings.Split(*seedList, ",") {
+			v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+			if err != nil {
+				return usagef("--seeds: %v", err)
+			}
+			seeds = append(seeds, v)
+		}
+	}
+	var scs []*sim.Scenario
+	var err error
+	if fs.NArg() == 1 {
+		scs, err = sim.LoadScenarioDir(fs.Arg(0))
+		if errors.Is(err, sim.ErrInvalidScenario) {
+			return asUsage(err)
+		}
+	} else {
+		var skipped []string
+		scs, skipped, err = sim.EmbeddedScenarios()
+		for _, s := range skipped {
+			fmt.Fprintf(stderr, "godwit sim suite: skipped built-in %s: it reads files that are not built in (give the scenario directory)\n", s)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	pol, polName := sim.SimPolicy(), "built-in"
+	if *policyPath != "" {
+		if pol, _, err = loadPolicyFile(*policyPath); err != nil {
+			return err
+		}
+		polName = *policyPath
+	}
+	rows, err := sim.RunSuite(scs, sim.Config{Policy: pol, Model: policy.DefaultCostModel()}, strings.Split(*arms, ","), seeds)
+	if errors.Is(err, sim.ErrUnknownArm) {
+		return asUsage(err)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	fmt.Fprintf(stdout, "policy %s, %d scenarios\n\n", polName, len(scs))
+	if err := sim.WriteSuiteTable(stdout, rows); err != nil {
+		return err
+	}
+	if miss := sim.SuiteVerdict(rows, 0.8); len(miss) > 0 {
+		fmt.Fprintln(stdout, "\ngoals missed (SLO at most 0.8x every baseline's, downtime at most the threshold rebalancer's, no ping-pong):")
+		for _, m := range miss {
+			fmt.Fprintln(stdout, "  "+m)
+		}
+	}
 	return nil
 }
