@@ -96,17 +96,19 @@ func (e *evaluation) evalTriggers(ledger *Ledger) {
 			runs := make([]triggerRun, workers)
 			chunk := (len(e.items) + workers - 1) / workers
 			var wg sync.WaitGroup
-			for w := range runs {
+			part := func(w int) []*item {
+				return e.items[min(w*chunk, len(e.items)):min((w+1)*chunk, len(e.items))]
+			}
+			// Start the other workers first, then step the first chunk here.
+			for w := 1; w < workers; w++ {
 				runs[w] = r
 				rw := &runs[w]
-				part := e.items[min(w*chunk, len(e.items)):min((w+1)*chunk, len(e.items))]
-				if w == 0 {
-					rw.containers(part, nodeMetrics)
-					continue
-				}
 				rw.e = e.worker()
-				wg.Go(func() { rw.containers(part, nodeMetrics) })
+				p := part(w)
+				wg.Go(func() { rw.containers(p, nodeMetrics) })
 			}
+			runs[0] = r
+			runs[0].containers(part(0), nodeMetrics)
 			wg.Wait()
 			reported := false
 			for w := range runs {
