@@ -1,6 +1,8 @@
 // Package policy owns godwit's policy file format, the decision engine and the
-// checkpoint-cost model. It is pure: no network, no Docker, no clock, no goroutines, no
-// globals. The live leader (scheduler/) and the simulator (sim/) call the same code, which
+// checkpoint-cost model. It is pure: no network, no Docker, no clock, no randomness, no
+// mutable globals, and no goroutine outlives a call (on large views Evaluate splits its
+// work over the CPUs and merges the results in a fixed order, so the Plan does not depend
+// on the split). The live leader (scheduler/) and the simulator (sim/) call the same code, which
 // is what makes a simulation say something about production. It imports none of gossip,
 // scheduler, migrate or sim; they import it.
 //
@@ -68,6 +70,7 @@
 //	      requireNodes: {matchLabels: {gpu: "true"}}
 //	      antiAffinity:
 //	        - {containers: {matchLabels: {app: video}}, topology: node, required: true}
+//	  costBenefit: {}        # decide by cost and benefit (below) instead of scores
 //	  windows:
 //	    timezone: Europe/Berlin
 //	    forbid:
@@ -91,6 +94,31 @@
 // limits. balanceLoad only pays when the source is busier than the target by more than the
 // container's share, so a move never makes its reverse attractive; cooldown,
 // pingPongWindow and minImprovement are the further guards against thrashing.
+//
+// # Deciding by cost and benefit
+//
+// With a costBenefit block (configs/policies/cost-benefit.yaml spells out every field), a
+// move's score is its expected net benefit in user-seconds (one user over the latency
+// target, or not served, for one second), see CostBenefit and benefit.go:
+//
+//   - benefit: the harm per second the move removes, on the source, on the target and
+//     for the container's own users, with latency = RTT from the users' site + the node's
+//     M/M/1 queueing delay, times the expected remaining duration of the condition that
+//     made the container a candidate. That duration is learned from how long the
+//     trigger's past conditions lasted (Ledger.ConditionStats, passed back like
+//     Conditions), shrunk toward the policy's horizon while there are few, and never less
+//     than the condition's age;
+//   - cost: a fixed cost per move, the predicted downtime times the container's users
+//     (plus its dependents) times the outage weight, and a cost per GiB sent between
+//     sites;
+//   - a move is made when benefit - cost > 0 and benefit >= (1+margin)*cost + minBenefit
+//     (else the reasons cost-over-benefit and within-margin); moves are committed most
+//     relief per unit of cost first, each re-scored against the earlier ones.
+//
+// Constraints (maxDowntime, maxMemory, concurrency, cooldown, ping-pong) stay hard
+// operator limits; relieveOverload, followUsers and the downtimeCost/minImprovement pair
+// give way to the harm model, while evacuateDrained, balanceLoad, consolidate and the
+// placement rules still count, scoreValue user-seconds per unit.
 //
 // # Concurrency
 //
