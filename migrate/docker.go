@@ -285,10 +285,38 @@ func (d *DockerRuntime) CheckTarget(ctx context.Context, spec *Spec) error {
 	if err := w.check(spec, d.cfg.Policy); err != nil {
 		return err
 	}
+	volumes := map[string]bool{}
 	for i, m := range w.Mounts {
-		if m.Type == "bind" {
+		switch m.Type {
+		case "bind":
 			if _, err := os.Stat(m.Source); err != nil {
 				return fmt.Errorf("%w: mounts[%d].source: bind mount source %s does not exist on the target", ErrPreflight, i, m.Source)
+			}
+			// The allowed roots hold for where the path really leads, not only its spelling.
+			real, err := filepath.EvalSymlinks(m.Source)
+			if err != nil {
+				return fmt.Errorf("%w: mounts[%d].source: %v", ErrPreflight, i, err)
+			}
+			if !underAny(real, resolvedRoots(d.cfg.Policy.BindRoots)) {
+				return fmt.Errorf("%w: mounts[%d].source: bind mount of %s leads to %s, outside this node's allowed roots %v", ErrRefused, i, m.Source, real, d.cfg.Policy.BindRoots)
+			}
+		case "volume":
+			volumes[m.Source] = true
+		}
+	}
+	for i, v := range spec.Volumes {
+		// Only the workload's own volumes take contents from the stream, and none that
+		// another container here uses: a migration cannot overwrite someone else's data.
+		if !volumes[v.Name] {
+			return fmt.Errorf("%w: volumes[%d]: %q is not one of the workload's volume mounts", ErrRefused, i, v.Name)
+		}
+		users, err := d.cfg.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", v.Name))})
+		if err != nil {
+			return fmt.Errorf("%w: volume %s: %v", ErrPreflight, v.Name, err)
+		}
+		for _, u := range users {
+			if u.Labels[LabelWorkload] != spec.Workload && u.ID != spec.Workload {
+				return fmt.Errorf("%w: volumes[%d]: volume %s is in use by container %s on this node", ErrRefused, i, v.Name, strings.TrimPrefix(firstName(u.Names), "/"))
 			}
 		}
 	}
@@ -695,6 +723,27 @@ func waitNoProcessMentions(ctx context.Context, path string, timeout time.Durati
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// resolvedRoots returns roots with symlinks resolved (a root that does not resolve is kept
+// as written).
+func resolvedRoots(roots []string) []string {
+	out := make([]string, 0, len(roots))
+	for _, r := range roots {
+		if real, err := filepath.EvalSymlinks(r); err == nil {
+			out = append(out, real)
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
 }
 
 func shortID(s string) string {

@@ -404,6 +404,25 @@ func TestDockerMigration(t *testing.T) {
 
 	t.Run("what the target's node policy forbids: refused before freezing, naming the field", func(t *testing.T) {
 		outside := t.TempDir() // not under the nodes' bind root
+		escape := filepath.Join(bindRoot, "escape")
+		if err := os.Symlink(outside, escape); err != nil {
+			t.Fatal(err)
+		}
+		// A volume that a container on the target uses: a migration must not overwrite it.
+		cli2, _ := n2.engine.Client()
+		defer cli2.Close()
+		if _, err := cli2.VolumeCreate(ctx, volume.CreateOptions{Name: "theirs"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := workload.BuildImage(ctx, cli2); err != nil {
+			t.Fatal(err)
+		}
+		user, err := cli2.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(8)},
+			&container.HostConfig{NetworkMode: "none", Binds: []string{"theirs:/data"}}, nil, nil, "their-app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli2.ContainerRemove(ctx, user.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 		for _, tc := range []struct {
 			desc  string
 			hc    container.HostConfig
@@ -412,6 +431,8 @@ func TestDockerMigration(t *testing.T) {
 			{"added capability", container.HostConfig{CapAdd: []string{"NET_ADMIN"}}, "capAdd"},
 			{"bind mount outside the allowed roots", container.HostConfig{Binds: []string{outside + ":/data:ro"}}, "mounts[0].source"},
 			{"host network (not allowed here)", container.HostConfig{NetworkMode: "host"}, "networkMode"},
+			{"bind mount through a symlink out of the allowed roots", container.HostConfig{Binds: []string{escape + ":/data:ro"}}, "leads to"},
+			{"a volume another container uses on the target", container.HostConfig{Binds: []string{"theirs:/data"}}, "in use by container their-app"},
 		} {
 			t.Run(tc.desc, func(t *testing.T) {
 				hc := tc.hc
@@ -436,8 +457,8 @@ func TestDockerMigration(t *testing.T) {
 				if err != nil || !info.State.Running {
 					t.Fatalf("the container does not run on the source any more: %v", err)
 				}
-				if _, all := n2.containers(t); all != 0 {
-					t.Fatalf("the target created %d containers", all)
+				if _, all := n2.containers(t); all != 1 { // their-app
+					t.Fatalf("the target created %d containers", all-1)
 				}
 			})
 		}

@@ -55,6 +55,10 @@ type NodeConfig struct {
 	MaxStreamEntries int
 	// CloseTimeout bounds how long Close waits for requests in progress. Default 5s.
 	CloseTimeout time.Duration
+	// MaxConns bounds connections served at once (handshakes included); more are closed
+	// at once. Default 256: far above what a node's migrations need, low enough that a
+	// flood of connections cannot exhaust the process.
+	MaxConns int
 	// Fault, when set, is called at named points of a migration; an error it returns fails
 	// the migration there, as a real failure would (fault-injection tests). Points:
 	// "source-during-checkpoint" (100 ms into the dump, from another goroutine; its error is
@@ -93,6 +97,9 @@ func (c *NodeConfig) setDefaults() {
 	}
 	if c.MaxImageBytes == 0 {
 		c.MaxImageBytes = 16 << 30
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 256
 	}
 	if c.MaxStreamEntries == 0 {
 		c.MaxStreamEntries = 1_000_000
@@ -196,9 +203,13 @@ func (n *Node) Listen(addr string) (string, error) {
 			if err != nil {
 				return
 			}
-			if !n.track(c) {
+			accepted, open := n.track(c)
+			if !open {
 				c.Close()
 				return
+			}
+			if !accepted {
+				continue
 			}
 			n.handler.Add(1)
 			go func() {
@@ -211,14 +222,21 @@ func (n *Node) Listen(addr string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func (n *Node) track(c net.Conn) bool {
+// track registers an accepted connection; accepted is false (and c closed) when MaxConns
+// are open, open is false once the node is closed.
+func (n *Node) track(c net.Conn) (accepted, open bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return false
+		return false, false
+	}
+	if len(n.conns) >= n.cfg.MaxConns {
+		n.log.Warn("refused connection: too many open", "remote", c.RemoteAddr(), "max", n.cfg.MaxConns)
+		c.Close()
+		return false, true
 	}
 	n.conns[c] = struct{}{}
-	return true
+	return true, true
 }
 
 func (n *Node) untrack(c net.Conn) {
