@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 
 	"github.com/godwit-io/godwit/internal/pki"
@@ -82,5 +83,25 @@ func BenchmarkRequestPlain(b *testing.B) {
 			b.Fatal(err)
 		}
 		conn.Close()
+	}
+}
+
+// BenchmarkJournalPut is one durable journal write (file, fsync, rename, directory fsync):
+// a migration makes about seven of them inside its downtime (source: frozen, streamed,
+// restoring; target: receiving, staged, restoring, running).
+func BenchmarkJournalPut(b *testing.B) {
+	j, err := OpenJournal(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := Entry{ID: "m-bench", Side: SideSource, Workload: "w", Spec: &Spec{Name: "w", Config: []byte(`{"networkMode":"none"}`)}}
+	phases := []string{PhaseFrozen, PhaseStreamed, PhaseRestoring}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.ID = "m-bench-" + strconv.Itoa(i/len(phases)) // an entry's usual few steps
+		e.Phase = phases[i%len(phases)]
+		if err := j.Put(e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
