@@ -31,6 +31,8 @@ const (
 	ArmPolicy    = "policy"
 	ArmNone      = "none"
 	ArmThreshold = "threshold"
+	ArmLowNode   = "lownode"
+	ArmFollow    = "follow"
 )
 
 // NoMigration is the baseline that never moves anything.

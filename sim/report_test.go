@@ -53,8 +53,9 @@ func TestReportRendersInChromium(t *testing.T) {
 
 	// The DOM Chromium built holds every plot with its lines and bars.
 	dom := string(chromium(t, "--dump-dom", url))
-	// imbalance, hottest node, 3 load-per-node, 3 latency, SLO violations, migrations
-	if got, want := strings.Count(dom, `<svg class="plot"`), 10; got != want {
+	// imbalance, hottest node, SLO violations, migrations, and per arm load-per-node and
+	// latency
+	if got, want := strings.Count(dom, `<svg class="plot"`), 4+2*len(DefaultArms); got != want {
 		t.Errorf("%d plots in the DOM, want %d", got, want)
 	}
 	if n := strings.Count(dom, "<polyline"); n < 30 {

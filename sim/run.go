@@ -2,14 +2,16 @@ package sim
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/godwit-io/godwit/policy"
 )
 
-// DefaultArms are the arms Run compares: the policy against no migration and against a
-// threshold rebalancer.
-var DefaultArms = []string{ArmPolicy, ArmNone, ArmThreshold}
+// DefaultArms are the arms Run compares: the policy against no migration, a threshold
+// rebalancer, a descheduler-style LowNodeUtilization rebalancer with a cooldown and a
+// greedy follow-the-users mover.
+var DefaultArms = []string{ArmPolicy, ArmNone, ArmThreshold, ArmLowNode, ArmFollow}
 
 // Planners builds the planner of each named arm.
 func Planners(sc *Scenario, cfg *Config, arms []string) ([]Planner, error) {
@@ -26,8 +28,12 @@ func Planners(sc *Scenario, cfg *Config, arms []string) ([]Planner, error) {
 			out = append(out, NoMigration{})
 		case ArmThreshold:
 			out = append(out, &ThresholdRebalancer{Config: sc.Threshold})
+		case ArmLowNode:
+			out = append(out, &LowNodeUtilization{Config: DefaultLowNodeConfig()})
+		case ArmFollow:
+			out = append(out, &FollowUsers{Config: DefaultFollowConfig()})
 		default:
-			return nil, fmt.Errorf("%w %q (known: policy, none, threshold)", ErrUnknownArm, a)
+			return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownArm, a, strings.Join(DefaultArms, ", "))
 		}
 	}
 	return out, nil

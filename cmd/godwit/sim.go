@@ -96,7 +96,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	scenario := fs.String("scenario", "", "scenario file (default: the embedded default scenario)")
 	policyPath := fs.String("policy", "", "policy file for the policy arm (default: the scenario's, else a built-in one)")
 	out := fs.String("out", "godwit-sim", "directory for the report, CSV and JSON outputs")
-	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold")
+	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold, lownode, follow")
 	seed := fs.String("seed", "", "override the scenario's random seed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -262,7 +262,7 @@ func runSimSuite(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sim suite", stderr)
 	policyPath := fs.String("policy", "", "policy file for every scenario (default: the built-in policy; a scenario's own policy is ignored)")
 	seedList := fs.String("seeds", "", "comma-separated seeds to run each scenario with (default: each scenario's own)")
-	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold")
+	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold, lownode, follow")
 	asJSON := fs.Bool("json", false, "print the rows as JSON instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
