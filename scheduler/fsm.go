@@ -184,14 +184,15 @@ func applyPolicy(s *State, cmd *Command, p *ApplyPolicy, res *ApplyResult) error
 	if err != nil {
 		return &Rejection{Err: ErrInvalidCommand, Detail: "the policy does not parse", Cause: err}
 	}
-	if !validName(pol.Name) {
-		return missing("metadata.name")
+	name := pol.Name
+	if name == "" {
+		name = p.File
 	}
 	var v uint64 = 1
 	if s.Policy != nil {
 		v = s.Policy.Version + 1
 	}
-	s.Policy = &PolicyRecord{Version: v, Name: pol.Name, Source: p.Source, AppliedBy: cmd.By, AppliedAt: cmd.At}
+	s.Policy = &PolicyRecord{Version: v, Name: name, Source: p.Source, AppliedBy: cmd.By, AppliedAt: cmd.At}
 	res.PolicyVersion = v
 	return nil
 }

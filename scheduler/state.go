@@ -116,8 +116,9 @@ type State struct {
 type PolicyRecord struct {
 	// Version counts applied policies: 1 for the first, one more for each apply.
 	Version uint64 `json:"version"`
-	// Name is the policy's metadata.name.
-	Name string `json:"name"`
+	// Name is the policy's metadata.name (the file name it was applied from when it has
+	// none).
+	Name string `json:"name,omitempty"`
 	// Source is the policy file's text, as applied.
 	Source string `json:"source"`
 	// AppliedBy is who applied it (Command.By); AppliedAt when (Command.At).
@@ -128,7 +129,11 @@ type PolicyRecord struct {
 // Parse returns the policy the record holds. FSM only records a policy that parses, so
 // this fails only when a newer parser refuses what an older one accepted.
 func (r *PolicyRecord) Parse() (*policy.Policy, error) {
-	return policy.Parse(r.Name, []byte(r.Source))
+	name := r.Name
+	if name == "" {
+		name = "policy"
+	}
+	return policy.Parse(name, []byte(r.Source))
 }
 
 // Migration is one migration in the ledger.
