@@ -12,7 +12,7 @@
 // users and events. At each decision interval the simulator builds a policy.ClusterView
 // from its state, asks the arm's Planner for decisions, re-checks them against its state,
 // and carries them out as migrations that take the cost model's predicted time (times a
-// seeded log-normal noise), hold the container's capacity on both nodes while in flight,
+// seeded log-normal noise; concurrent migrations on one link share its bandwidth), hold the container's capacity on both nodes while in flight,
 // freeze it for the predicted downtime, and are recorded in a policy.Ledger so that
 // cooldowns and the anti-ping-pong window work as they do live. Metrics (load imbalance,
 // overloaded node-minutes, user latency percentiles and SLO violations, migrations,

@@ -426,7 +426,17 @@ func (w *world) start(ci, to int) {
 	c := &w.containers[ci]
 	from := c.node
 	a, b := w.nodes[from].site, w.nodes[to].site
-	pred := w.cfg.Model.Predict(c.memBytes, w.net.bw[a][b], w.net.rtt[a][b])
+	// Concurrent migrations on one link share its bandwidth. A first approximation: a
+	// migration gets what its link (between the same two sites, either way) has left when
+	// it starts, 1/(k+1) with k migrations already on it; those are not slowed down.
+	k := 0
+	for _, g := range w.flights {
+		ga, gb := w.nodes[g.from].site, w.nodes[g.to].site
+		if ga == a && gb == b || ga == b && gb == a {
+			k++
+		}
+	}
+	pred := w.cfg.Model.Predict(c.memBytes, w.net.bw[a][b]/float64(k+1), w.net.rtt[a][b])
 	w.migSeq++
 	key := mix64(w.sc.Seed ^ uint64(w.migSeq)*0xd1b54a32d192ed03)
 	factor := 1.0

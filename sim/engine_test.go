@@ -364,3 +364,36 @@ func TestInFlightHeldOnce(t *testing.T) {
 		t.Fatalf("ledger %+v: want one migration in flight", w.ledger.Migrations)
 	}
 }
+
+// TestConcurrentMigrationsShareTheLink checks that a second migration started on a link
+// while one is on it gets half its bandwidth.
+func TestConcurrentMigrationsShareTheLink(t *testing.T) {
+	sc := loadSmall(t)
+	sc.Migration.Noise = 0
+	w := newWorld(sc, &Config{Model: policy.DefaultCostModel()}, NoMigration{})
+	w.refresh()
+	// Two containers of the same size on site a, both to site b.
+	var pair []int
+	for ci := range w.containers {
+		if w.sc.Nodes[w.containers[ci].node].Site == "a" && w.containers[ci].memBytes == w.containers[0].memBytes {
+			pair = append(pair, ci)
+		}
+	}
+	to := -1
+	for n := range w.nodes {
+		if w.sc.Nodes[n].Site == "b" {
+			to = n
+			break
+		}
+	}
+	if len(pair) < 2 || to < 0 {
+		t.Fatal("small scenario lacks two equal containers on site a and a node on site b")
+	}
+	w.start(pair[0], to)
+	w.start(pair[1], to)
+	f0, f1 := w.flights[pair[0]], w.flights[pair[1]]
+	rtt := w.net.rtt[w.nodes[f0.from].site][w.nodes[to].site]
+	if got, want := f1.predicted.Transfer-rtt, 2*(f0.predicted.Transfer-rtt); got < want-time.Millisecond || got > want+time.Millisecond {
+		t.Errorf("second migration's transfer %v, want twice the first's %v (half the bandwidth)", f1.predicted.Transfer, f0.predicted.Transfer)
+	}
+}
