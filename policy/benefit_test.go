@@ -239,3 +239,27 @@ func TestWindowWithoutLocation(t *testing.T) {
 		}
 	}
 }
+
+// TestInFlightShareTheLink checks that the engine predicts a transfer over a link with a
+// migration already on it at half the link's bandwidth.
+func TestInFlightShareTheLink(t *testing.T) {
+	v := cluster([]Node{node("a", "s1", 0, 0), node("b", "s1", 0, 0), node("x", "s2", 0, 0), node("y", "s2", 0, 0)},
+		ctr("c", "a", 3.8, 1), ctr("moving", "b", 0.1, 1))
+	v.SiteLinks = []Link{{From: "s1", To: "s2", RTT: 10 * time.Millisecond, BandwidthBytesPerSec: 100e6}}
+	pol := auto(Objectives{RelieveOverload: 1}, nil)
+	transfer := func(l Ledger) time.Duration {
+		for _, c := range explanation(Evaluate(v, pol, DefaultCostModel(), l, t0), "c").Candidates {
+			if c.Node == "x" {
+				return c.Cost.Transfer
+			}
+		}
+		t.Fatal("x not among c's candidates")
+		return 0
+	}
+	alone := transfer(Ledger{})
+	shared := transfer(Ledger{Migrations: []MigrationRecord{{ID: "m1", Container: "moving", From: "b", To: "y", Start: t0, State: StateTransferring}}})
+	rtt := 10 * time.Millisecond
+	if got, want := shared-rtt, 2*(alone-rtt); got < want-time.Millisecond || got > want+time.Millisecond {
+		t.Errorf("transfer with a migration on the link %v, alone %v: want twice the time", shared, alone)
+	}
+}

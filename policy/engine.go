@@ -150,6 +150,9 @@ type evaluation struct {
 	containers []*Container // all, ID order
 	hist       map[string]*history
 	inflight   int
+	// siteFlights counts migrations in flight between two sites (sitePair), which share
+	// the link's bandwidth.
+	siteFlights map[[2]int]int
 
 	items     []*item // managed containers, ID order
 	terms     []term
@@ -716,6 +719,10 @@ func (e *evaluation) apply(it *item, t int) {
 	d.count++
 	d.inflight++
 	e.inflight++
+	if e.siteFlights == nil {
+		e.siteFlights = map[[2]int]int{}
+	}
+	e.siteFlights[e.sitePair(it.src, t)]++
 	e.moveTerms(it.c, it.src, t)
 	if e.cbOn {
 		src := e.nodeConts[it.src]

@@ -200,6 +200,12 @@ func (e *evaluation) index(ledger *Ledger) {
 		if !m.State.Terminal() {
 			h.inflight = true
 			e.inflight++
+			if okF && okT {
+				if e.siteFlights == nil {
+					e.siteFlights = map[[2]int]int{}
+				}
+				e.siteFlights[e.sitePair(from, to)]++
+			}
 			if okF {
 				e.nodes[from].inflight++
 			}
@@ -251,6 +257,29 @@ func (e *evaluation) path(a, b int) pathInfo {
 		}
 	}
 	return e.sitePaths[e.nodes[a].site*len(e.sites)+e.nodes[b].site]
+}
+
+// sharedPath is path(a, b) with the bandwidth the migrations in flight between the two
+// nodes' sites leave: 1/(k+1) of it with k of them (in the ledger, or decided earlier in
+// this evaluation), as concurrent transfers share a link.
+func (e *evaluation) sharedPath(a, b int) pathInfo {
+	p := e.path(a, b)
+	if len(e.siteFlights) == 0 {
+		return p
+	}
+	if k := e.siteFlights[e.sitePair(a, b)]; k > 0 {
+		if p.bandwidth <= 0 {
+			p.bandwidth = e.model.DefaultBandwidthBytesPerSec
+		}
+		p.bandwidth /= float64(k + 1)
+	}
+	return p
+}
+
+// sitePair is the unordered pair of the sites of nodes a and b.
+func (e *evaluation) sitePair(a, b int) [2]int {
+	sa, sb := e.nodes[a].site, e.nodes[b].site
+	return [2]int{min(sa, sb), max(sa, sb)}
 }
 
 // userRTT is the weighted mean RTT from a node in site to the container's users.

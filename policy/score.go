@@ -43,7 +43,7 @@ type scored struct {
 // explanations can show what the best target would have given.
 func (e *evaluation) score(it *item, t int) scored {
 	sc := scored{t: t}
-	p := e.path(it.src, t)
+	p := e.sharedPath(it.src, t)
 	bw, rtt := p.bandwidth, p.rtt
 	if bw <= 0 {
 		bw = e.model.DefaultBandwidthBytesPerSec
@@ -72,7 +72,7 @@ func (e *evaluation) score(it *item, t int) scored {
 
 // candidate turns a scored target into a Candidate for the explanation.
 func (e *evaluation) candidate(it *item, sc scored) Candidate {
-	p := e.path(it.src, sc.t)
+	p := e.sharedPath(it.src, sc.t)
 	c := Candidate{Node: e.nodes[sc.t].node.ID, Score: sc.score, Gain: sc.gain,
 		Cost: e.model.Predict(it.c.MemoryBytes, p.bandwidth, p.rtt), Rejected: sc.rejected}
 	// gain-too-small, cost-over-benefit and within-margin say nothing the Score, Gain and
