@@ -210,11 +210,14 @@ type item struct {
 	candidates  bool // considered for a move
 	best        int  // index into expl.Candidates of the best feasible target, -1 for none
 	bestScore   float64
-	bestRatio   float64      // cost-benefit: the best target's benefit per unit of cost
-	horizon     float64      // cost-benefit: expected remaining duration of its condition, seconds
-	srcRelief   float64      // cost-benefit: harm rate its leaving removes on its node (consider)
-	expl        *Explanation // in plan.Explanations
-	hist        *history     // the ledger's, nil for none; set by screen
+	bestRatio   float64 // cost-benefit: the best target's benefit per unit of cost
+	horizon     float64 // cost-benefit: expected remaining duration of its condition, seconds
+	srcRelief   float64 // cost-benefit: harm rate its leaving removes on its node (consider)
+	// cost-benefit: expected remaining duration, seconds, of the conditions of its users
+	// (container triggers) and of its node (node triggers)
+	userHorizon, nodeHorizon float64
+	expl                     *Explanation // in plan.Explanations
+	hist                     *history     // the ledger's, nil for none; set by screen
 
 	// Set by prepare.
 	prepared   bool
@@ -313,10 +316,13 @@ func (e *evaluation) screen(it *item) bool {
 	}
 	x.Triggers = it.triggers
 	if e.cbOn {
-		it.horizon = max(it.horizon, src.horizon)
-		if it.horizon == 0 {
-			it.horizon = e.cb.Horizon.Seconds() // no trigger covers it: the prior
-		}
+		// The container's own users' part of a move's benefit lasts as long as its
+		// conditions (container triggers), the load part as long as its node's; the
+		// policy's prior where no trigger says.
+		prior := e.cb.Horizon.Seconds()
+		it.userHorizon = cmp.Or(it.horizon, prior)
+		it.nodeHorizon = cmp.Or(src.horizon, prior)
+		it.horizon = max(it.userHorizon, it.nodeHorizon)
 		x.Horizon = seconds(it.horizon)
 	}
 	drained := src.node.Drained && e.p.Objectives.EvacuateDrained > 0

@@ -57,7 +57,7 @@ func (e *evaluation) score(it *item, t int) scored {
 		sc.gain += v
 	}
 	if e.cbOn {
-		sc.gain = e.cb.ScoreValue*sc.gain + e.relief(it, t)*it.horizon
+		sc.gain = e.cb.ScoreValue*sc.gain + e.benefit(it, t)
 		sc.cost = e.moveCost(it, t, sc.downtime)
 	} else {
 		sc.cost = e.p.Constraints.DowntimeCost * sc.downtime
