@@ -109,11 +109,11 @@ func withUsers(c Container, site string, n float64) Container {
 }
 
 func TestCostBenefitDecisions(t *testing.T) {
-	// Two sites 30 ms apart over a slow link; node a is saturated.
+	// Two sites 45 ms apart over a slow link; node a is saturated.
 	nodes := func() []Node {
 		return []Node{node("a", "s1", 0, 0), node("b", "s1", 0, 0), node("far", "s2", 0, 0)}
 	}
-	slow := []Link{{From: "s1", To: "s2", RTT: 30 * time.Millisecond, BandwidthBytesPerSec: 12.5e6}}
+	slow := []Link{{From: "s1", To: "s2", RTT: 45 * time.Millisecond, BandwidthBytesPerSec: 12.5e6}}
 	view := func(cs ...Container) ClusterView {
 		v := cluster(nodes(), cs...)
 		v.SiteLinks = slow
