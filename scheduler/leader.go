@@ -1,0 +1,534 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godwit-io/godwit/gossip"
+	"github.com/godwit-io/godwit/migrate"
+	"github.com/godwit-io/godwit/policy"
+)
+
+// Replica is the replicated log as the leader uses it: a raft Server proposes commands.
+type Replica interface {
+	Apply(ctx context.Context, cmd []byte) (any, error)
+}
+
+// Directory says where each node's migration service listens (the agent publishes it
+// through gossip).
+type Directory interface {
+	MigrationAddr(node string) (string, bool)
+}
+
+// NodeService is how the leader talks to nodes' migration services: migrate.Client with a
+// server certificate satisfies it; tests may use another implementation.
+type NodeService interface {
+	Migrate(ctx context.Context, addr, expectNode string, o migrate.Order, wait time.Duration) (*migrate.Report, error)
+	Status(ctx context.Context, addr, expectNode, id string) (*migrate.Status, error)
+	Resolve(ctx context.Context, addr, expectNode, id, outcome string) (*migrate.Status, error)
+}
+
+var _ NodeService = (*migrate.Client)(nil)
+
+// LeaderConfig configures the leader loop.
+type LeaderConfig struct {
+	// Name is this server's name; it signs the commands it proposes.
+	Name    string
+	Replica Replica
+	FSM     *FSM
+	// Gossip returns the current gossiped view of the cluster.
+	Gossip    func() gossip.ClusterView
+	Directory Directory
+	Nodes     NodeService
+	Log       *slog.Logger
+	// Now is the clock (tests pass a fake). Default time.Now.
+	Now func() time.Time
+
+	// Interval between decision rounds. Default 15s: load changes are gossiped in about
+	// a second, and a migration takes seconds, so deciding more often only chases noise.
+	Interval time.Duration
+	// BaseTimeout plus PerGiB times the workload's memory bounds how long the leader waits
+	// for a migration's outcome before asking the nodes. Defaults 2m and 60s/GiB: the
+	// slowest path measured here (plain Docker restore) is about 30 s/GiB.
+	BaseTimeout time.Duration
+	PerGiB      time.Duration
+	// PollInterval is how often the leader asks a busy source for its phase, and retries
+	// nodes it could not reach while settling. Default 1s.
+	PollInterval time.Duration
+}
+
+func (c *LeaderConfig) setDefaults() {
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Interval == 0 {
+		c.Interval = 15 * time.Second
+	}
+	if c.BaseTimeout == 0 {
+		c.BaseTimeout = 2 * time.Minute
+	}
+	if c.PerGiB == 0 {
+		c.PerGiB = time.Minute
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+}
+
+// Leader turns decisions into migrations and drives them to an end. Run it for the length of
+// one leadership term: the context ends when leadership is lost, and a new leader's Run
+// picks up every migration in flight from the replicated ledger.
+type Leader struct {
+	cfg LeaderConfig
+
+	mu       sync.Mutex
+	tracking map[string]bool // migrations a goroutine of this term drives or settles
+	lastPlan *policy.Plan
+	wg       sync.WaitGroup
+}
+
+// NewLeader returns a leader loop; Run starts it.
+func NewLeader(cfg LeaderConfig) *Leader {
+	cfg.setDefaults()
+	return &Leader{cfg: cfg, tracking: map[string]bool{}}
+}
+
+// ErrUnknownNode is returned by Request when a node is not in the cluster.
+var ErrUnknownNode = errors.New("scheduler: unknown node")
+
+// ErrUnknownWorkload is returned by Request when no node runs the workload.
+var ErrUnknownWorkload = errors.New("scheduler: unknown workload")
+
+// Run settles the migrations the ledger holds in flight, then decides every Interval until
+// ctx ends, and waits for the migrations it drives to reach a point where a next leader can
+// take them over (they go on on the nodes regardless).
+func (l *Leader) Run(ctx context.Context) {
+	l.reconcile(ctx)
+	t := time.NewTicker(l.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := l.Round(ctx); err != nil && ctx.Err() == nil {
+			l.cfg.Log.Warn("decision round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			l.wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// LastPlan is the latest decision round's plan (nil before the first).
+func (l *Leader) LastPlan() *policy.Plan {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastPlan
+}
+
+// reconcile takes over every migration the ledger has in flight or in doubt: a previous
+// leader ordered it, or this one did before it lost and regained leadership.
+func (l *Leader) reconcile(ctx context.Context) {
+	for _, m := range l.cfg.FSM.State().SortedMigrations() {
+		if m.Phase.InFlight() {
+			l.cfg.Log.Info("taking over a migration in flight", "migration", m.ID, "workload", m.Workload, "phase", m.Phase)
+			l.track(ctx, m.ID, false)
+		}
+	}
+}
+
+// Round is one decision: view, evaluate, record, order.
+func (l *Leader) Round(ctx context.Context) error {
+	st := l.cfg.FSM.State()
+	if st.Policy == nil {
+		return nil // no policy in force: nothing moves
+	}
+	pol, err := st.Policy.Parse()
+	if err != nil {
+		return fmt.Errorf("scheduler: the policy in force does not parse: %w", err)
+	}
+	now := l.cfg.Now()
+	view := BuildView(l.cfg.Gossip(), l.viewInputs(st))
+	plan := policy.Evaluate(view, pol, st.Cost.Model, st.Ledger(), now)
+	l.mu.Lock()
+	l.lastPlan = &plan
+	l.mu.Unlock()
+	if _, err := l.propose(ctx, TypeSetConditions, SetConditions{Conditions: plan.Conditions, Stats: plan.ConditionStats}); err != nil {
+		return err
+	}
+	if pol.Mode != policy.ModeAuto {
+		return nil // recommend: recorded and explained, nothing moves
+	}
+	byID := map[string]policy.Container{}
+	for _, c := range view.Containers {
+		byID[c.ID] = c
+	}
+	for _, d := range plan.Decisions {
+		c := byID[d.Container]
+		id, err := l.plan(ctx, PlanMigration{
+			Workload: d.Container, Container: c.Name, Source: d.From, Target: d.To,
+			Method: migrate.MethodStopAndCopy, MemoryBytes: c.MemoryBytes, Predicted: PredictedCosts(d.Cost),
+			Reason: decisionSummary(d),
+		})
+		if err != nil {
+			// Re-checked against the ledger it would join and refused there (another
+			// migration of the workload, a drained target...): the next round decides again.
+			l.cfg.Log.Info("decision not recorded", "workload", d.Container, "from", d.From, "to", d.To, "reason", err)
+			continue
+		}
+		l.track(ctx, id, true)
+	}
+	return nil
+}
+
+func decisionSummary(d policy.Decision) string {
+	parts := []string{fmt.Sprintf("score %.3g", d.Score)}
+	if len(d.Triggers) > 0 {
+		parts = append(parts, "triggers "+strings.Join(d.Triggers, ","))
+	}
+	parts = append(parts, fmt.Sprintf("predicted downtime %.1fs", d.Cost.Downtime.Seconds()))
+	return strings.Join(parts, "; ")
+}
+
+func (l *Leader) viewInputs(st *State) ViewInputs {
+	in := ViewInputs{Drained: map[string]bool{}, Owners: st.Owners}
+	for n := range st.Drained {
+		in.Drained[n] = true
+	}
+	return in
+}
+
+// plan records a migration through raft; the state machine refuses it if it conflicts
+// with the ledger it joins.
+func (l *Leader) plan(ctx context.Context, p PlanMigration) (string, error) {
+	if p.ID == "" {
+		p.ID = migrate.NewID()
+	}
+	if _, err := l.propose(ctx, TypePlanMigration, p); err != nil {
+		return "", err
+	}
+	return p.ID, nil
+}
+
+// Request is a manual migration (the CLI's `migrate --to`): the same path and checks as
+// the leader's own decisions. It records the migration and returns its ID; the leader
+// drives it.
+func (l *Leader) Request(ctx context.Context, workload, target, by string) (string, error) {
+	if _, ok := l.cfg.Directory.MigrationAddr(target); !ok {
+		return "", fmt.Errorf("%w: %s", ErrUnknownNode, target)
+	}
+	view := BuildView(l.cfg.Gossip(), l.viewInputs(l.cfg.FSM.State()))
+	var c *policy.Container
+	for i := range view.Containers {
+		if view.Containers[i].ID == workload || view.Containers[i].Name == workload {
+			c = &view.Containers[i]
+			break
+		}
+	}
+	if c == nil {
+		return "", fmt.Errorf("%w: %s", ErrUnknownWorkload, workload)
+	}
+	st := l.cfg.FSM.State()
+	pred := st.Cost.Model.Predict(c.MemoryBytes, 0, 0)
+	id, err := l.plan(ctx, PlanMigration{Workload: c.ID, Container: c.Name, Source: c.Node, Target: target,
+		Method: migrate.MethodStopAndCopy, MemoryBytes: c.MemoryBytes, Predicted: PredictedCosts(pred),
+		Reason: "requested by " + by, Manual: true})
+	if err != nil {
+		return "", err
+	}
+	l.track(ctx, id, true)
+	return id, nil
+}
+
+// propose encodes and applies one command; a refusal by the state machine is an error.
+func (l *Leader) propose(ctx context.Context, t CommandType, body any) (*ApplyResult, error) {
+	cmd, err := Encode(t, body, l.cfg.Now(), l.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := l.cfg.Replica.Apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := resp.(ApplyResult)
+	if !ok {
+		if p, ok := resp.(*ApplyResult); ok && p != nil {
+			res = *p
+		} else {
+			return nil, fmt.Errorf("scheduler: unexpected apply response %T", resp)
+		}
+	}
+	if res.Err != nil {
+		return &res, res.Err
+	}
+	return &res, nil
+}
+
+// track starts the goroutine that drives (order) or settles (!order) migration id, once per
+// term.
+func (l *Leader) track(ctx context.Context, id string, order bool) {
+	l.mu.Lock()
+	if l.tracking[id] {
+		l.mu.Unlock()
+		return
+	}
+	l.tracking[id] = true
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer func() {
+			l.mu.Lock()
+			delete(l.tracking, id)
+			l.mu.Unlock()
+		}()
+		if order {
+			l.drive(ctx, id)
+		} else {
+			l.settle(ctx, id)
+		}
+	}()
+}
+
+// drive orders the source to run migration id, records its phases as the source reports
+// them, and records the outcome.
+func (l *Leader) drive(ctx context.Context, id string) {
+	m, ok := l.cfg.FSM.State().Migration(id)
+	if !ok {
+		return
+	}
+	log := l.cfg.Log.With("migration", id, "workload", m.Workload, "source", m.Source, "target", m.Target)
+	srcAddr, ok1 := l.cfg.Directory.MigrationAddr(m.Source)
+	tgtAddr, ok2 := l.cfg.Directory.MigrationAddr(m.Target)
+	if !ok1 || !ok2 {
+		l.finish(ctx, id, FinishMigration{Phase: PhaseFailed, Failure: "a node's migration service is not known to gossip"}, log)
+		return
+	}
+	if _, err := l.propose(ctx, TypeSetPhase, SetPhase{ID: id, Phase: PhasePreparing, Reason: "ordered"}); err != nil {
+		log.Warn("recording the order failed; leaving it to the next leader", "err", err)
+		return
+	}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	go l.followPhases(pollCtx, id, m.Source, srcAddr)
+	wait := l.cfg.BaseTimeout + time.Duration(float64(m.MemoryBytes)/float64(1<<30)*float64(l.cfg.PerGiB))
+	rep, err := l.cfg.Nodes.Migrate(ctx, srcAddr, m.Source, migrate.Order{ID: id, Workload: m.Workload, TargetNode: m.Target, TargetAddr: tgtAddr}, wait)
+	stopPoll()
+	if ctx.Err() != nil {
+		return // leadership lost: the next leader settles it
+	}
+	if rep != nil && rep.Result != "" && rep.ID == id {
+		l.finish(ctx, id, outcomeOf(rep), log)
+		return
+	}
+	log.Warn("no report from the source; asking the nodes", "err", err)
+	l.settle(ctx, id)
+}
+
+// outcomeOf maps a source's report onto the ledger's outcome.
+func outcomeOf(rep *migrate.Report) FinishMigration {
+	f := FinishMigration{Measured: MeasuredCosts(rep), TargetContainer: rep.TargetID, Failure: rep.Error}
+	switch rep.Result {
+	case migrate.ResultCompleted:
+		f.Phase = PhaseCompleted
+	case migrate.ResultRolledBack:
+		f.Phase = PhaseRolledBack
+	case migrate.ResultFailed:
+		f.Phase = PhaseFailed
+	default: // in doubt, rollback failed: not settled, nothing else may move it
+		f.Phase = PhaseInDoubt
+	}
+	return f
+}
+
+// followPhases records the source's journal phase in the ledger as it changes.
+func (l *Leader) followPhases(ctx context.Context, id, source, addr string) {
+	t := time.NewTicker(l.cfg.PollInterval)
+	defer t.Stop()
+	last := PhasePreparing
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := l.cfg.Nodes.Status(ctx, addr, source, id)
+		if err != nil || !st.Known {
+			continue
+		}
+		ph, ok := ledgerPhase(st.Phase)
+		if !ok || ph == last || ph.Terminal() || ph == PhaseInDoubt {
+			continue
+		}
+		if _, err := l.propose(ctx, TypeSetPhase, SetPhase{ID: id, Phase: ph, Reason: "source reports " + st.Phase}); err == nil {
+			last = ph
+		}
+	}
+}
+
+// ledgerPhase maps a node journal's source phase onto the ledger's.
+func ledgerPhase(journal string) (Phase, bool) {
+	switch journal {
+	case migrate.PhaseOrdered, migrate.PhasePrepared:
+		return PhasePreparing, true
+	case migrate.PhaseFreezing, migrate.PhaseFrozen, migrate.PhaseRollingBack:
+		return PhaseFrozen, true
+	case migrate.PhaseStreamed:
+		return PhaseStreaming, true
+	case migrate.PhaseRestoring, migrate.PhaseCommitting:
+		return PhaseRestoring, true
+	case migrate.PhaseCompleted:
+		return PhaseCompleted, true
+	case migrate.PhaseRolledBack:
+		return PhaseRolledBack, true
+	case migrate.PhaseFailed:
+		return PhaseFailed, true
+	case migrate.PhaseInDoubt, migrate.PhaseRollbackFailed:
+		return PhaseInDoubt, true
+	}
+	return "", false
+}
+
+// settle finds out how migration id ended by asking its source, never by guessing: the
+// source's journal is the authority (it removes its copy only after the target confirmed
+// one, and settles with the target itself). While the source cannot be reached or is still
+// busy, it keeps asking; a source in doubt is told to settle again.
+func (l *Leader) settle(ctx context.Context, id string) {
+	m, ok := l.cfg.FSM.State().Migration(id)
+	if !ok || !m.Phase.InFlight() {
+		return
+	}
+	log := l.cfg.Log.With("migration", id, "workload", m.Workload, "source", m.Source, "target", m.Target)
+	delay := l.cfg.PollInterval
+	for ctx.Err() == nil {
+		if l.settleOnce(ctx, m, log) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+func (l *Leader) settleOnce(ctx context.Context, m *Migration, log *slog.Logger) bool {
+	addr, ok := l.cfg.Directory.MigrationAddr(m.Source)
+	if !ok {
+		return false
+	}
+	st, err := l.cfg.Nodes.Status(ctx, addr, m.Source, m.ID)
+	if err != nil {
+		log.Debug("source not reachable while settling", "err", err)
+		return false
+	}
+	if !st.Known {
+		if m.Phase == PhasePlanned || m.Phase == PhasePreparing {
+			// The order never reached the source (the call that would carry it is over):
+			// nothing was frozen.
+			l.finish(ctx, m.ID, FinishMigration{Phase: PhaseFailed, Failure: "the source never received the order"}, log)
+			return true
+		}
+		// Frozen or later and the source has no record: only an operator can say.
+		l.finish(ctx, m.ID, FinishMigration{Phase: PhaseInDoubt, Failure: "the source has no journal entry for a migration past its freeze"}, log)
+		return false
+	}
+	ph, ok := ledgerPhase(st.Phase)
+	switch {
+	case !ok:
+		return false
+	case ph.Terminal():
+		f := FinishMigration{Phase: ph, Failure: st.Error}
+		l.finish(ctx, m.ID, f, log)
+		return true
+	case ph == PhaseInDoubt:
+		if cur, _ := l.cfg.FSM.State().Migration(m.ID); cur != nil && cur.Phase != PhaseInDoubt {
+			l.finish(ctx, m.ID, FinishMigration{Phase: PhaseInDoubt, Failure: st.Error}, log)
+		}
+		// Ask the source to try again now (it also retries on its own).
+		_, _ = l.cfg.Nodes.Resolve(ctx, addr, m.Source, m.ID, migrate.OutcomeAbort)
+		return false
+	default:
+		if cur, _ := l.cfg.FSM.State().Migration(m.ID); cur != nil && cur.Phase != ph && ValidTransition(cur.Phase, ph) {
+			_, _ = l.propose(ctx, TypeSetPhase, SetPhase{ID: m.ID, Phase: ph, Reason: "source reports " + st.Phase})
+		}
+		return false
+	}
+}
+
+// finish records an outcome; a completed migration refits the cost model.
+func (l *Leader) finish(ctx context.Context, id string, f FinishMigration, log *slog.Logger) {
+	f.ID = id
+	if _, err := l.propose(ctx, TypeFinishMigration, f); err != nil {
+		log.Warn("recording the outcome failed; the next leader settles it", "phase", f.Phase, "err", err)
+		return
+	}
+	log.Info("migration recorded", "phase", f.Phase, "failure", f.Failure, "downtime", f.Measured.Downtime)
+	if f.Phase == PhaseCompleted {
+		if err := l.refit(ctx); err != nil {
+			log.Warn("cost model refit failed", "err", err)
+		}
+	}
+}
+
+// refit fits the cost model to the completed migrations the ledger holds and records it
+// with its prediction errors.
+func (l *Leader) refit(ctx context.Context) error {
+	st := l.cfg.FSM.State()
+	var obs []policy.Observation
+	var done []*Migration
+	for _, m := range st.SortedMigrations() {
+		if m.Phase != PhaseCompleted || m.MemoryBytes <= 0 || m.Measured.Checkpoint <= 0 {
+			continue
+		}
+		done = append(done, m)
+		obs = append(obs, policy.Observation{MemoryBytes: m.MemoryBytes, Checkpoint: m.Measured.Checkpoint,
+			Restore: m.Measured.Restore, ImageBytes: m.Measured.CheckpointBytes})
+	}
+	if len(obs) < 3 {
+		return nil // too few to fit a line
+	}
+	sort.SliceStable(done, func(i, j int) bool { return done[i].Updated.Before(done[j].Updated) })
+	model := policy.Fit(st.Cost.Model, obs, policy.DefaultFitWindow)
+	_, err := l.propose(ctx, TypeSetCostModel, SetCostModel{Model: model, Errors: predictionErrors(done)})
+	return err
+}
+
+// predictionErrors compares what was predicted for each migration with what was measured.
+func predictionErrors(ms []*Migration) CostErrors {
+	var e CostErrors
+	add := func(s *ErrorStat, pred, meas float64) {
+		if meas <= 0 {
+			return
+		}
+		d := meas - pred
+		s.N++
+		s.MeanAbs += (abs(d) - s.MeanAbs) / float64(s.N)
+		s.Bias += (d - s.Bias) / float64(s.N)
+		s.MeanRelative += (abs(d)/meas - s.MeanRelative) / float64(s.N)
+	}
+	for _, m := range ms {
+		add(&e.Checkpoint, m.Predicted.Checkpoint.Seconds(), m.Measured.Checkpoint.Seconds())
+		add(&e.Transfer, m.Predicted.Transfer.Seconds(), m.Measured.Transfer.Seconds())
+		add(&e.Restore, m.Predicted.Restore.Seconds(), m.Measured.Restore.Seconds())
+		add(&e.Downtime, m.Predicted.Downtime.Seconds(), m.Measured.Downtime.Seconds())
+		add(&e.CheckpointBytes, float64(m.Predicted.CheckpointBytes), float64(m.Measured.CheckpointBytes))
+	}
+	return e
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
