@@ -454,6 +454,8 @@ func (s *State) Check() error {
 			bad("migration %q: unknown phase %q", id, m.Phase)
 		case len(m.History) == 0 || m.History[len(m.History)-1].Phase != m.Phase || m.History[0].Phase != PhasePlanned:
 			bad("migration %q: history does not go from planned to its phase %q", id, m.Phase)
+		case slices.ContainsFunc(m.History, func(c PhaseChange) bool { return !c.Phase.Valid() }):
+			bad("migration %q: unknown phase in its history", id)
 		case !m.Predicted.valid() || !m.Measured.valid() || m.MemoryBytes < 0 || m.Attempt < 1:
 			bad("migration %q: negative cost, memory or attempt", id)
 		}

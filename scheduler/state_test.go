@@ -82,7 +82,7 @@ func sampleState() *State {
 	s.Policy = &PolicyRecord{Version: 2, Name: "p", Source: "apiVersion: godwit.io/v1\nkind: Policy\n", AppliedBy: "op", AppliedAt: at}
 	s.Migrations["m-1"] = &Migration{ID: "m-1", Workload: "web", Container: "web-1", Source: "a", Target: "b",
 		Method: migrate.MethodStopAndCopy, Phase: PhaseCompleted, Created: at, Updated: at.Add(5 * time.Second),
-		History: []PhaseChange{{Phase: PhasePlanned, At: at, By: "leader"}, {Phase: PhaseCompleted, At: at.Add(5 * time.Second), By: "a"}},
+		History:     []PhaseChange{{Phase: PhasePlanned, At: at, By: "leader"}, {Phase: PhaseCompleted, At: at.Add(5 * time.Second), By: "a"}},
 		MemoryBytes: 1 << 30, Predicted: Costs{Checkpoint: time.Second, Downtime: 2 * time.Second}, Measured: Costs{Downtime: 3 * time.Second},
 		Attempt: 1, Reason: "overload", RequestedBy: "leader", TargetContainer: "c0ffee"}
 	s.Migrations["m-2"] = &Migration{ID: "m-2", Workload: "db", Source: "a", Target: "c", Method: "stop-and-copy",
@@ -153,7 +153,7 @@ func TestLedger(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	tests := []struct {
-		desc  string
+		desc   string
 		mutate func(s *State)
 	}{
 		{"a migration filed under another ID", func(s *State) { s.Migrations["m-9"] = s.Migrations["m-1"] }},
