@@ -143,47 +143,55 @@ func (e *evaluation) itemHarmed(it *item, site int, q float64) float64 {
 }
 
 // nodeHarm is the harm rate (users harmed) of node n at utilization u, with the
-// container's users added (sign 1) or taken away (sign -1), or as it is (sign 0).
-func (e *evaluation) nodeHarm(n int, u float64, it *item, sign float64) float64 {
+// container's users added (sign 1) or taken away (sign -1), or as it is (sign 0). It also
+// returns the harm of the container's own users there (0 for sign 0), before the ramp.
+func (e *evaluation) nodeHarm(n int, u float64, it *item, sign float64) (harmed, own float64) {
 	h := &e.harm[n]
-	q := e.queue(min(max(u, 0), e.uSafe))
+	q := e.harmQueue(u)
 	harmed, total := h.harmed(q, e.spread), h.total
 	if sign != 0 {
-		harmed += sign * e.itemHarmed(it, e.nodes[n].site, q)
+		own = e.itemHarmed(it, e.nodes[n].site, q)
+		harmed += sign * own
 		total += sign * it.weight()
 	}
 	if u > e.uSafe {
 		harmed += (total - harmed) * min(1, (u-e.uSafe)/(1-e.uSafe))
 	}
-	return harmed
+	return harmed, own
 }
 
-// sourceRelief is the harm rate the container's leaving removes on its node, whatever the
-// target; consider computes it once per container (the node's load changes only between
-// considerations, when a move is committed).
-func (e *evaluation) sourceRelief(it *item) float64 {
+// harmQueue is the queueing delay the harm lists are read at for utilization u: up to
+// uSafe; past it, nodeHarm's ramp takes over.
+func (e *evaluation) harmQueue(u float64) float64 { return e.queue(min(max(u, 0), e.uSafe)) }
+
+// sourceRelief sets the harm rate the container's leaving removes on its node, whatever the
+// target, and its own users' harm there; consider calls it once per container (the node's
+// load changes only between considerations, when a move is committed).
+func (e *evaluation) sourceRelief(it *item) {
 	s := &e.nodes[it.src]
 	us0, us1 := util(s.cpu, s.cpuCap), util(s.cpu-it.c.CPU, s.cpuCap)
-	return e.nodeHarm(it.src, us0, it, 0) - e.nodeHarm(it.src, us1, it, -1)
+	before, _ := e.nodeHarm(it.src, us0, it, 0)
+	after, _ := e.nodeHarm(it.src, us1, it, -1)
+	it.srcRelief = before - after
+	it.srcOwn = e.itemHarmed(it, s.site, e.harmQueue(us0))
 }
 
 // relief is the harm rate a move of it to t removes (negative when it adds harm): on the
-// source (it.srcRelief), on the target and for the container's own users.
-func (e *evaluation) relief(it *item, t int) float64 {
+// source (it.srcRelief), on the target and for the container's own users; and the part of
+// it that is the container's own users'.
+func (e *evaluation) relief(it *item, t int) (total, own float64) {
 	d := &e.nodes[t]
 	ut0, ut1 := util(d.cpu, d.cpuCap), util(d.cpu+it.c.CPU, d.cpuCap)
-	return it.srcRelief + e.nodeHarm(t, ut0, it, 0) - e.nodeHarm(t, ut1, it, 1)
+	before, _ := e.nodeHarm(t, ut0, it, 0)
+	after, ownAfter := e.nodeHarm(t, ut1, it, 1)
+	return it.srcRelief + before - after, it.srcOwn - ownAfter
 }
 
 // benefit is the harm a move of it to t removes over the expected durations: the change
 // for the container's own users over their condition's (userHorizon), the rest (the
 // other users of the source and of the target) over the node's (nodeHorizon).
 func (e *evaluation) benefit(it *item, t int) float64 {
-	total := e.relief(it, t)
-	s, d := &e.nodes[it.src], &e.nodes[t]
-	qs := e.queue(min(max(util(s.cpu, s.cpuCap), 0), e.uSafe))
-	qt := e.queue(min(max(util(d.cpu+it.c.CPU, d.cpuCap), 0), e.uSafe))
-	own := e.itemHarmed(it, s.site, qs) - e.itemHarmed(it, d.site, qt)
+	total, own := e.relief(it, t)
 	return own*it.userHorizon + (total-own)*it.nodeHorizon
 }
 

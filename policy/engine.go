@@ -213,6 +213,7 @@ type item struct {
 	bestRatio   float64 // cost-benefit: the best target's benefit per unit of cost
 	horizon     float64 // cost-benefit: expected remaining duration of its condition, seconds
 	srcRelief   float64 // cost-benefit: harm rate its leaving removes on its node (consider)
+	srcOwn      float64 // cost-benefit: its own users' harm where it runs (consider)
 	// cost-benefit: expected remaining duration, seconds, of the conditions of its users
 	// (container triggers) and of its node (node triggers)
 	userHorizon, nodeHorizon float64
@@ -346,7 +347,7 @@ func (e *evaluation) consider(it *item) {
 	x := it.expl
 	e.prepare(it)
 	if e.cbOn {
-		it.srcRelief = e.sourceRelief(it)
+		e.sourceRelief(it)
 	}
 	k := max(e.p.ExplainCandidates, 1)
 	top := e.scratch[:0]
