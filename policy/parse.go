@@ -27,8 +27,8 @@ func Parse(name string, data []byte) (*Policy, error) {
 		if errors.Is(err, io.EOF) {
 			errs.add(0, 0, "", "empty file: want a policy with apiVersion "+APIVersion+" and kind "+KindPolicy)
 		} else {
-			line, msg := yamlErrorLine(err)
-			errs.add(line, 1, "", msg)
+			line, col, msg := yamlErrorPos(err, data)
+			errs.add(line, col, "", msg)
 		}
 		return nil, errs.err()
 	}
@@ -36,8 +36,8 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if err := dec.Decode(&extra); err == nil {
 		errs.add(extra.Line, extra.Column, "", "one policy per file: a second YAML document starts here")
 	} else if !errors.Is(err, io.EOF) {
-		line, msg := yamlErrorLine(err)
-		errs.add(line, 1, "", msg)
+		line, col, msg := yamlErrorPos(err, data)
+		errs.add(line, col, "", msg)
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
@@ -58,6 +58,25 @@ func Parse(name string, data []byte) (*Policy, error) {
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlErrorPos is yamlErrorLine with a column, and with the line of the offending tab
+// for the YAML library's tab error, which it reports at the line before (where the token
+// it was scanning started).
+func yamlErrorPos(err error, src []byte) (line, col int, msg string) {
+	line, msg = yamlErrorLine(err)
+	col = 1
+	if !strings.Contains(msg, "tab character") || line <= 0 {
+		return line, col, msg
+	}
+	lines := strings.Split(string(src), "\n")
+	for i := line - 1; i < len(lines) && i <= line; i++ {
+		indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " \t"))]
+		if j := strings.IndexByte(indent, '\t'); j >= 0 {
+			return i + 1, j + 1, msg
+		}
+	}
+	return line, col, msg
+}
 
 func yamlErrorLine(err error) (int, string) {
 	msg := err.Error()

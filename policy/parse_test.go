@@ -65,6 +65,8 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", "apiVersion: godwit.io/v1\nkind: Policy\n---\nkind: Policy\n", []string{"x.yaml:3:1: one policy per file"}},
 		{"cost-benefit values", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  costBenefit:\n    latencyTarget: 10ms\n    serviceTime: 20ms\n    outageWeight: 0.5\n    margin: -1\n",
 			[]string{`x.yaml:6:18: serviceTime 20ms: want less than latencyTarget 10ms`, `x.yaml:7:19: outageWeight 0.5`, `x.yaml:8:13: margin -1`}},
+		{"tab breaking indentation, on its own line", "apiVersion: godwit.io/v1\nkind: Policy\n\tspec:\n  mode: auto\n", []string{"x.yaml:3:1: invalid YAML: found a tab character"}},
+		{"tab after spaces", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  mode: auto\n  \tinterval: 30s\n", []string{"x.yaml:5:3: invalid YAML: found a tab character"}},
 		{"size", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  constraints:\n    maxMemory: lots\n", []string{"x.yaml:5:16: want a size"}},
 	}
 	for _, tc := range tests {
