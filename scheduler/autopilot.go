@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +38,8 @@ import (
 //     after DeadServerGrace autopilot may remove it, never taking the voters below
 //     BootstrapExpect (autopilot's MinQuorum) nor removing a majority at once.
 
-// Peer is a server known to discovery: its node name (raft server ID) and raft address.
+// Peer is a server known to discovery: its node name (raft server ID) and its raft address
+// (ServerConfig.AdvertiseAddr, not its gossip address).
 type Peer struct {
 	Name string
 	Addr string
@@ -100,6 +102,9 @@ func (s *Server) SetPeers(peers []Peer) error {
 	m := &s.members
 	m.mu.Lock()
 	m.peers = next
+	for name := range next {
+		delete(m.missing, name)
+	}
 	m.mu.Unlock()
 	kick(m.bootstrapKick)
 	kick(m.joinKick)
@@ -135,14 +140,7 @@ func bootstrapConfiguration(self Peer, peers map[string]string, expect int) (raf
 	if expect < 1 || len(all) < expect {
 		return raft.Configuration{}, false
 	}
-	slices.SortFunc(all, func(a, b Peer) int {
-		if a.Name < b.Name {
-			return -1
-		} else if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(all, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
 	var c raft.Configuration
 	for _, p := range all {
 		c.Servers = append(c.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.Name), Address: raft.ServerAddress(p.Addr)})
@@ -370,4 +368,59 @@ func (d *pilotDelegate) RemoveFailedServer(srv *autopilot.Server) {
 		}
 		s.log.Info("raft: removed server missing for longer than the grace period", "peer", srv.ID, "addr", string(srv.Address), "grace", s.cfg.DeadServerGrace.String())
 	}()
+}
+
+// ServerHealth is one server as the leader's autopilot last saw it.
+type ServerHealth struct {
+	Name  string
+	Addr  string
+	Voter bool
+	// Alive is whether discovery reports the server (always true for the leader itself).
+	Alive bool
+	// Healthy: alive, heard from the leader within LastContactThreshold, on the leader's
+	// term and at most MaxTrailingLogs entries behind. StableSince is when that last changed.
+	Healthy     bool
+	StableSince time.Time
+	LastContact time.Duration // since it last heard from the leader; negative: never
+	LastTerm    uint64
+	LastIndex   uint64
+}
+
+// GroupHealth is the raft group's health as the leader's autopilot sees it.
+type GroupHealth struct {
+	// Healthy is true when every server is healthy.
+	Healthy bool
+	// FailureTolerance is how many voters may fail without losing the quorum.
+	FailureTolerance int
+	Leader           string
+	Servers          []ServerHealth // by name
+}
+
+// Health returns the group's health; false on a server that is not the leader or whose
+// autopilot has not measured yet (it runs on the leader only, every
+// AutopilotUpdateInterval).
+func (s *Server) Health() (GroupHealth, bool) {
+	if !s.IsLeader() {
+		return GroupHealth{}, false
+	}
+	st := s.pilot.GetState()
+	if st == nil || len(st.Servers) == 0 {
+		return GroupHealth{}, false
+	}
+	h := GroupHealth{Healthy: st.Healthy, FailureTolerance: st.FailureTolerance, Leader: string(st.Leader)}
+	for id, srv := range st.Servers {
+		h.Servers = append(h.Servers, ServerHealth{
+			Name:        string(id),
+			Addr:        string(srv.Server.Address),
+			Voter:       srv.HasVotingRights(),
+			Alive:       srv.Server.NodeStatus == autopilot.NodeAlive,
+			Healthy:     srv.Health.Healthy,
+			StableSince: srv.Health.StableSince,
+			LastContact: srv.Stats.LastContact,
+			LastTerm:    srv.Stats.LastTerm,
+			LastIndex:   srv.Stats.LastIndex,
+		})
+	}
+	slices.SortFunc(h.Servers, func(a, b ServerHealth) int { return strings.Compare(a.Name, b.Name) })
+	return h, true
 }

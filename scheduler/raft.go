@@ -530,6 +530,10 @@ type leaderTerm struct {
 }
 
 func (s *Server) lead() *leaderTerm {
+	// Servers missed in an earlier term may have come and gone since: count afresh.
+	s.members.mu.Lock()
+	clear(s.members.missing)
+	s.members.mu.Unlock()
 	ctx, cancel := context.WithCancel(s.ctx)
 	t := &leaderTerm{cancel: cancel, done: make(chan struct{})}
 	s.pilot.Start(ctx)
@@ -614,6 +618,22 @@ func (s *Server) Barrier(ctx context.Context) error {
 		return err
 	}
 	if err := wait(ctx, s.raftNode().Barrier(timeout)); err != nil {
+		return s.raftError(err)
+	}
+	return nil
+}
+
+// VerifyLeader confirms with a quorum that this server still leads: IsLeader can be true
+// for up to LeaderLeaseTimeout on a leader already cut off. The leader loop calls it before
+// acting on the world (ordering a migration). On a follower it returns a *NotLeaderError.
+func (s *Server) VerifyLeader(ctx context.Context) error {
+	if s.down.Load() {
+		return ErrServerShutdown
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := wait(ctx, s.raftNode().VerifyLeader()); err != nil {
 		return s.raftError(err)
 	}
 	return nil

@@ -76,6 +76,28 @@ func TestServerLifecycle(t *testing.T) {
 		}
 		c.apply("b", 5)
 		c.converged(25)
+
+		var h GroupHealth
+		raftEventually(t, 30*time.Second, "autopilot sees four healthy voters", func() bool {
+			var ok bool
+			h, ok = c.leader().Health()
+			return ok && h.Healthy && len(h.Servers) == 4 && h.FailureTolerance == 1 &&
+				!slices.ContainsFunc(h.Servers, func(srv ServerHealth) bool { return !srv.Voter || !srv.Alive || srv.LastIndex == 0 })
+		})
+		if err := c.leader().VerifyLeader(context.Background()); err != nil {
+			t.Errorf("VerifyLeader on the leader: %v", err)
+		}
+		for _, s := range c.servers {
+			if s.IsLeader() {
+				continue
+			}
+			if _, ok := s.Health(); ok {
+				t.Errorf("Health on follower %s answered", s.Name())
+			}
+			if err := s.VerifyLeader(context.Background()); !errors.Is(err, ErrNotLeader) {
+				t.Errorf("VerifyLeader on follower %s: %v, want ErrNotLeader", s.Name(), err)
+			}
+		}
 	})
 
 	t.Run("restarted server catches up", func(t *testing.T) {
@@ -223,6 +245,9 @@ func TestServerPartitionedLeaderStepsDown(t *testing.T) {
 	}
 	if _, err := old.Apply(ctx, []byte("on-old-leader")); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("Apply on the cut-off old leader: %v, want ErrNotLeader", err)
+	}
+	if err := old.VerifyLeader(ctx); err == nil {
+		t.Fatalf("VerifyLeader on the cut-off old leader succeeded")
 	}
 	if old.IsLeader() {
 		t.Fatalf("the cut-off old leader believes it leads again")

@@ -30,6 +30,11 @@ const (
 // maxStatusBytes bounds a status answer read from a peer.
 const maxStatusBytes = 64 << 10
 
+// maxHandshakes bounds the incoming TLS handshakes in progress: a flood of connections that
+// never finish their handshake costs at most this many goroutines, each for at most
+// HandshakeTimeout. A handful of servers needs a few at a time.
+const maxHandshakes = 64
+
 // errPeerNotServer is the handshake error for a peer whose certificate is valid but whose
 // role is not server: only servers take part in raft.
 var errPeerNotServer = errors.New("scheduler: raft peer is not a server")
@@ -103,10 +108,11 @@ type tlsStreamLayer struct {
 	log              *slog.Logger
 	status           func() raftStatus
 
-	acceptCh chan net.Conn
-	closed   chan struct{}
-	once     sync.Once
-	wg       sync.WaitGroup
+	acceptCh   chan net.Conn
+	handshakes chan struct{} // one token per handshake in progress
+	closed     chan struct{}
+	once       sync.Once
+	wg         sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
@@ -144,6 +150,7 @@ func newTLSStreamLayer(bind string, advertise net.Addr, id *pki.TLS, handshakeTi
 		log:              log,
 		status:           status,
 		acceptCh:         make(chan net.Conn),
+		handshakes:       make(chan struct{}, maxHandshakes),
 		closed:           make(chan struct{}),
 		conns:            make(map[*trackedConn]struct{}),
 	}
@@ -193,8 +200,18 @@ func (s *tlsStreamLayer) acceptLoop() {
 			continue
 		}
 		delay = 5 * time.Millisecond
+		select {
+		case s.handshakes <- struct{}{}:
+		default:
+			s.log.Warn("raft: refused a connection: too many handshakes in progress", "remote", c.RemoteAddr().String(), "limit", maxHandshakes)
+			_ = c.Close()
+			continue
+		}
 		s.wg.Add(1)
-		go s.handshake(c)
+		go func() {
+			defer func() { <-s.handshakes }()
+			s.handshake(c)
+		}()
 	}
 }
 
