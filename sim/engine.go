@@ -26,6 +26,16 @@ type Config struct {
 	// KeepNodeSeries keeps each node's utilisation at each sample (for the report's
 	// per-node plot and nodes CSV). It costs nodes x samples float32s.
 	KeepNodeSeries bool
+	// FixedModel keeps the planners' cost model as Model for the whole run. By default it
+	// is refitted (policy.Fit) from every simulated migration as it ends, as the leader
+	// refits it from real ones, so that a policy is judged with the model it would have.
+	FixedModel bool
+}
+
+// ModelSetter is a Planner that decides with a cost model the simulator refits during a
+// run (PolicyPlanner). SetModel is called before each Plan.
+type ModelSetter interface {
+	SetModel(policy.CostModel)
 }
 
 // world is one arm's simulated cluster.
@@ -58,6 +68,11 @@ type world struct {
 
 	rec    *recorder
 	result *Result
+
+	// truth is the modelled cluster's real migration costs; model is what the planner
+	// knows, refitted from obs.
+	truth, model policy.CostModel
+	obs          []policy.Observation
 }
 
 type simNode struct {
@@ -94,6 +109,8 @@ type flight struct {
 	predicted policy.Prediction
 	fail      bool
 	ledgerIdx int
+	// obs is what the migration measures, for refitting the planner's model.
+	obs policy.Observation
 }
 
 // event kinds, in the order they are handled at one instant: migrations end before the
@@ -144,6 +161,13 @@ func (w *world) schedule(at time.Duration, kind eventKind, index int) {
 
 func newWorld(sc *Scenario, cfg *Config, planner Planner) *world {
 	w := &world{sc: sc, cfg: cfg, planner: planner, fresh: -1, flights: map[int]*flight{}}
+	w.model, w.truth = cfg.Model, cfg.Model
+	if l := sc.Migration.Checkpoint; l != nil {
+		w.truth.Checkpoint = *l
+	}
+	if l := sc.Migration.Restore; l != nil {
+		w.truth.Restore = *l
+	}
 	w.siteIndex = make(map[string]int, len(sc.Sites))
 	for i, s := range sc.Sites {
 		w.siteIndex[s.Name] = i
@@ -390,6 +414,9 @@ func (w *world) at() time.Time { return w.sc.Start.Add(w.now) }
 func (w *world) decide() {
 	w.updateView()
 	w.trimLedger()
+	if ms, ok := w.planner.(ModelSetter); ok {
+		ms.SetModel(w.model)
+	}
 	res := w.planner.Plan(&w.view, &w.ledger, w.at())
 	w.rec.explanations(res.Explanations)
 	for _, d := range res.Decisions {
@@ -436,7 +463,10 @@ func (w *world) start(ci, to int) {
 			k++
 		}
 	}
-	pred := w.cfg.Model.Predict(c.memBytes, w.net.bw[a][b]/float64(k+1), w.net.rtt[a][b])
+	bw := w.net.bw[a][b] / float64(k+1)
+	// What the planner expects (for the log) and what the modelled cluster does.
+	pred := w.model.Predict(c.memBytes, bw, w.net.rtt[a][b])
+	truth := w.truth.Predict(c.memBytes, bw, w.net.rtt[a][b])
 	w.migSeq++
 	key := mix64(w.sc.Seed ^ uint64(w.migSeq)*0xd1b54a32d192ed03)
 	factor := 1.0
@@ -444,13 +474,19 @@ func (w *world) start(ci, to int) {
 		factor = math.Exp(sigma*hashNormal(key, 1) - sigma*sigma/2)
 	}
 	fail := w.sc.Migration.FailureRate > 0 && float64(mix64(key^2)>>11)/(1<<53) < w.sc.Migration.FailureRate
-	overhead := time.Duration(float64(w.cfg.Model.Overhead) * factor)
-	downtime := time.Duration(float64(pred.Downtime) * factor)
+	overhead := time.Duration(float64(w.truth.Overhead) * factor)
+	downtime := time.Duration(float64(truth.Downtime) * factor)
 	f := &flight{
 		id:        w.planner.Name() + "-" + strconv.Itoa(w.migSeq),
 		container: ci, from: from, to: to,
 		start: w.now, freeze: w.now + overhead, end: w.now + overhead + downtime,
 		predicted: pred, fail: fail, ledgerIdx: len(w.ledger.Migrations),
+		obs: policy.Observation{
+			MemoryBytes: c.memBytes,
+			Checkpoint:  time.Duration(float64(truth.Checkpoint) * factor),
+			Restore:     time.Duration(float64(truth.Restore) * factor),
+			ImageBytes:  truth.ImageBytes,
+		},
 	}
 	w.flights[ci] = f
 	c.frozenFrom, c.frozenUntil = f.freeze, f.end
@@ -482,6 +518,13 @@ func (w *world) finish(ci int) {
 	} else {
 		r.State = policy.StateCompleted
 		c.node = f.to
+		if !w.cfg.FixedModel {
+			w.obs = append(w.obs, f.obs)
+			if len(w.obs) > 2*policy.DefaultFitWindow {
+				w.obs = append(w.obs[:0], w.obs[len(w.obs)-policy.DefaultFitWindow:]...)
+			}
+			w.model = policy.Fit(w.cfg.Model, w.obs, 0)
+		}
 	}
 	w.rec.finished(f, r.State == policy.StateCompleted)
 }

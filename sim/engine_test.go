@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -189,7 +190,8 @@ func TestMigrationsTakePredictedTime(t *testing.T) {
 	sc.Migration.FailureRate = 0
 	sc.Events = nil
 	model := policy.DefaultCostModel()
-	res, err := RunPlanner(sc, Config{Model: model}, &ThresholdRebalancer{Config: ThresholdConfig{High: 0.5, Low: 0.45, MaxMovesPerInterval: 3}})
+	// A fixed model: the refitted one would differ from the truth by rounding.
+	res, err := RunPlanner(sc, Config{Model: model, FixedModel: true}, &ThresholdRebalancer{Config: ThresholdConfig{High: 0.5, Low: 0.45, MaxMovesPerInterval: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,5 +397,53 @@ func TestConcurrentMigrationsShareTheLink(t *testing.T) {
 	rtt := w.net.rtt[w.nodes[f0.from].site][w.nodes[to].site]
 	if got, want := f1.predicted.Transfer-rtt, 2*(f0.predicted.Transfer-rtt); got < want-time.Millisecond || got > want+time.Millisecond {
 		t.Errorf("second migration's transfer %v, want twice the first's %v (half the bandwidth)", f1.predicted.Transfer, f0.predicted.Transfer)
+	}
+}
+
+// TestCostModelRefitted checks that when the modelled cluster's checkpoints and restores
+// are slower than the planners' cost model says, the model is refitted from the simulated
+// migrations during the run: the policy ends up predicting what they really take.
+func TestCostModelRefitted(t *testing.T) {
+	sc := loadSmall(t)
+	sc.Migration.Noise = 0.1
+	sc.Migration.Checkpoint = &policy.Linear{Intercept: 0.5, Slope: 4}
+	sc.Migration.Restore = &policy.Linear{Intercept: 1, Slope: 6}
+	model := policy.DefaultCostModel()
+	pol := SimPolicy()
+	pp := &PolicyPlanner{Policy: pol, Model: model}
+	res, err := RunPlanner(sc, Config{Policy: pol, Model: model}, pp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.Completed < 5 {
+		t.Fatalf("%d completed migrations: too few to refit", res.Summary.Completed)
+	}
+	if got := pp.Model.Checkpoint.Slope; math.Abs(got-4) > 0.5 {
+		t.Errorf("refitted checkpoint slope %.2f s/GiB, the cluster's is 4", got)
+	}
+	if got := pp.Model.Restore.Slope; math.Abs(got-6) > 0.8 {
+		t.Errorf("refitted restore slope %.2f s/GiB, the cluster's is 6", got)
+	}
+	// The first migration was predicted with the default model, the last with the refit.
+	var done []MigrationLog
+	for _, m := range res.Migrations {
+		if m.Completed {
+			done = append(done, m)
+		}
+	}
+	relErr := func(m MigrationLog) float64 {
+		return math.Abs(m.Predicted.Seconds()-m.Downtime.Seconds()) / m.Downtime.Seconds()
+	}
+	if first, last := relErr(done[0]), relErr(done[len(done)-1]); last >= first || last > 0.3 {
+		t.Errorf("prediction error first %.0f%%, last %.0f%%: want the refit to have closed it", 100*first, 100*last)
+	}
+
+	// With FixedModel the planner keeps the model it was given.
+	pp2 := &PolicyPlanner{Policy: pol, Model: model}
+	if _, err := RunPlanner(sc, Config{Policy: pol, Model: model, FixedModel: true}, pp2); err != nil {
+		t.Fatal(err)
+	}
+	if pp2.Model != model {
+		t.Error("FixedModel: the planner's model changed")
 	}
 }

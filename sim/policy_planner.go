@@ -33,7 +33,13 @@ func (p *PolicyPlanner) Plan(view *policy.ClusterView, ledger *policy.Ledger, no
 	return PlanResult{Decisions: plan.Decisions, Explanations: plan.Explanations}
 }
 
+// SetModel implements ModelSetter: the simulator's refitted cost model.
+func (p *PolicyPlanner) SetModel(m policy.CostModel) { p.Model = m }
+
 // SetPolicy switches the policy in force (a policyChange event).
 func (p *PolicyPlanner) SetPolicy(pol *policy.Policy) { p.Policy = pol }
 
-var _ Planner = (*PolicyPlanner)(nil)
+var (
+	_ Planner     = (*PolicyPlanner)(nil)
+	_ ModelSetter = (*PolicyPlanner)(nil)
+)

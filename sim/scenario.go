@@ -2,6 +2,8 @@ package sim
 
 import (
 	"time"
+
+	"github.com/godwit-io/godwit/policy"
 )
 
 // APIVersion and ScenarioKind identify a scenario file.
@@ -109,6 +111,11 @@ type MigrationConfig struct {
 	// FailureRate is the probability that a migration fails and rolls back to the source
 	// after taking its time. Default 0.
 	FailureRate float64
+	// Checkpoint and Restore, when set, are the modelled cluster's real checkpoint and
+	// restore times (seconds = intercept + slope x GiB), which the planners' cost model
+	// does not know: it starts from Config.Model and is refitted from the simulated
+	// migrations as they end (unless Config.FixedModel). Nil: the cost model's lines.
+	Checkpoint, Restore *policy.Linear
 }
 
 // SLOConfig is what users are promised.

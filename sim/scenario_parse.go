@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/godwit-io/godwit/policy"
 )
 
 // defaultStart is simulated time zero unless the scenario says otherwise: a Monday.
@@ -191,6 +193,19 @@ func (p *parser) spec(m *mapping) {
 	sc.Migration.Noise = 0.2
 	p.fraction(mig, "noise", &sc.Migration.Noise, 0, 2)
 	p.fraction(mig, "failureRate", &sc.Migration.FailureRate, 0, 1)
+	line := func(key string) *policy.Linear {
+		if !mig.has(key) {
+			return nil
+		}
+		lm := d.mapping(mig.get(key), mig.sub(key))
+		var l policy.Linear
+		p.fraction(lm, "intercept", &l.Intercept, 0, 3600)
+		p.fraction(lm, "slope", &l.Slope, 0, 3600)
+		lm.done()
+		return &l
+	}
+	sc.Migration.Checkpoint = line("checkpoint")
+	sc.Migration.Restore = line("restore")
 	mig.done()
 
 	slo := d.mapping(m.get("slo"), m.sub("slo"))
