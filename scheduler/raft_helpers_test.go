@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,9 +21,11 @@ import (
 	"github.com/godwit-io/godwit/internal/pki"
 )
 
-// listFSM is the smallest useful state machine: the commands applied, in order. Apply
-// returns the list's new length. It is the raft tests' own, so they do not depend on the
-// control plane's FSM.
+// listFSM is the smallest useful state machine: the commands applied, in order. Each
+// command is its own ID: one already in the list is not added again, so a command retried
+// after a lost leadership is applied once (as the control plane's commands carry IDs).
+// Commands starting with "noop:" change nothing. Apply returns the command's position. It is
+// the raft tests' own, so they do not depend on the control plane's FSM.
 type listFSM struct {
 	mu    sync.Mutex
 	items []string
@@ -33,7 +36,14 @@ var _ raft.FSM = (*listFSM)(nil)
 func (f *listFSM) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.items = append(f.items, string(l.Data))
+	cmd := string(l.Data)
+	if strings.HasPrefix(cmd, "noop:") {
+		return 0
+	}
+	if i := slices.Index(f.items, cmd); i >= 0 {
+		return i + 1
+	}
+	f.items = append(f.items, cmd)
 	return len(f.items)
 }
 
@@ -151,9 +161,11 @@ func newRaftCluster(t testing.TB) *raftCluster {
 // fastServerConfig is DefaultServerConfig with the timing shrunk for tests on one machine.
 func fastServerConfig() ServerConfig {
 	c := DefaultServerConfig()
-	c.HeartbeatTimeout = 300 * time.Millisecond
-	c.ElectionTimeout = 300 * time.Millisecond
-	c.LeaderLeaseTimeout = 150 * time.Millisecond
+	// Short enough for quick elections, long enough that a loaded 2-core machine running
+	// other packages' tests does not keep calling them.
+	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.ElectionTimeout = 500 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	c.CommitTimeout = 10 * time.Millisecond
 	c.ApplyTimeout = 5 * time.Second
 	c.TransportTimeout = 2 * time.Second
@@ -277,18 +289,43 @@ func (c *raftCluster) leader() *Server {
 	return l
 }
 
-// apply applies n commands "prefix-0".. on the current leader, retrying across elections.
+// apply applies n commands "prefix-0".. on the current leader.
 func (c *raftCluster) apply(prefix string, n int) {
 	c.t.Helper()
 	for i := 0; i < n; i++ {
-		cmd := []byte(fmt.Sprintf("%s-%d", prefix, i))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := c.leader().Apply(ctx, cmd)
-		cancel()
-		if err != nil {
-			c.t.Fatalf("apply %s: %v", cmd, err)
-		}
+		c.applyOne(fmt.Sprintf("%s-%d", prefix, i), nil)
 	}
+}
+
+// applyOne applies cmd on whichever of servers (all running ones when nil) leads, retrying
+// across elections (safe: listFSM applies a command once) for up to 30 s. It returns the
+// server that applied it.
+func (c *raftCluster) applyOne(cmd string, servers []*Server) *Server {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var err error = errors.New("no leader")
+	for time.Now().Before(deadline) {
+		list := servers
+		if list == nil {
+			for _, s := range c.servers {
+				list = append(list, s)
+			}
+		}
+		for _, s := range list {
+			if !s.IsLeader() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = s.Apply(ctx, []byte(cmd))
+			cancel()
+			if err == nil {
+				return s
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("apply %s: not applied within 30s: %v", cmd, err)
+	return nil
 }
 
 // converged waits until every running server's FSM holds the same list of want entries.

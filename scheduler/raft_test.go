@@ -36,24 +36,39 @@ func TestServerLifecycle(t *testing.T) {
 		if got[0] != "a-0" || got[19] != "a-19" {
 			t.Fatalf("applied list %v, want a-0..a-19 in order", got)
 		}
-		for name, s := range c.servers {
-			if s == l {
-				continue
+		// On a follower, Apply and Barrier refuse and name the leader. (Under load an
+		// election may intervene: then the check runs again against the new leader.)
+		var problem string
+		raftEventually(t, 30*time.Second, "followers refuse and name the leader", func() bool {
+			l := c.leader()
+			problem = ""
+			for name, s := range c.servers {
+				if s == l {
+					continue
+				}
+				_, err := s.Apply(context.Background(), []byte("noop:on-follower"))
+				var nl *NotLeaderError
+				if !errors.As(err, &nl) || !errors.Is(err, ErrNotLeader) {
+					problem = fmt.Sprintf("Apply on follower %s: %v, want a *NotLeaderError", name, err)
+					return false
+				}
+				if nl.Leader != l.Name() || nl.Addr != l.Addr() {
+					problem = fmt.Sprintf("Apply on follower %s names leader %s at %s, want %s at %s", name, nl.Leader, nl.Addr, l.Name(), l.Addr())
+					return false
+				}
+				if err := s.Barrier(context.Background()); !errors.As(err, &nl) {
+					problem = fmt.Sprintf("Barrier on follower %s: %v, want a *NotLeaderError", name, err)
+					return false
+				}
 			}
-			_, err := s.Apply(context.Background(), []byte("on-follower"))
-			var nl *NotLeaderError
-			if !errors.As(err, &nl) || !errors.Is(err, ErrNotLeader) {
-				t.Fatalf("Apply on follower %s: %v, want a *NotLeaderError", name, err)
+			if err := l.Barrier(context.Background()); err != nil {
+				problem = fmt.Sprintf("Barrier on the leader: %v", err)
+				return false
 			}
-			if nl.Leader != l.Name() || nl.Addr != l.Addr() {
-				t.Fatalf("Apply on follower %s names leader %s at %s, want %s at %s", name, nl.Leader, nl.Addr, l.Name(), l.Addr())
-			}
-			if err := s.Barrier(context.Background()); !errors.As(err, &nl) {
-				t.Fatalf("Barrier on follower %s: %v, want a *NotLeaderError", name, err)
-			}
-		}
-		if err := l.Barrier(context.Background()); err != nil {
-			t.Fatalf("Barrier on the leader: %v", err)
+			return true
+		})
+		if problem != "" {
+			t.Fatal(problem)
 		}
 	})
 
@@ -84,19 +99,31 @@ func TestServerLifecycle(t *testing.T) {
 			return ok && h.Healthy && len(h.Servers) == 4 && h.FailureTolerance == 1 &&
 				!slices.ContainsFunc(h.Servers, func(srv ServerHealth) bool { return !srv.Voter || !srv.Alive || srv.LastIndex == 0 })
 		})
-		if err := c.leader().VerifyLeader(context.Background()); err != nil {
-			t.Errorf("VerifyLeader on the leader: %v", err)
-		}
-		for _, s := range c.servers {
-			if s.IsLeader() {
-				continue
+		var problem string
+		raftEventually(t, 30*time.Second, "VerifyLeader and Health answer on the leader only", func() bool {
+			l := c.leader()
+			if err := l.VerifyLeader(context.Background()); err != nil {
+				problem = fmt.Sprintf("VerifyLeader on the leader: %v", err)
+				return false
 			}
-			if _, ok := s.Health(); ok {
-				t.Errorf("Health on follower %s answered", s.Name())
+			for _, s := range c.servers {
+				if s == l {
+					continue
+				}
+				if _, ok := s.Health(); ok {
+					problem = fmt.Sprintf("Health on follower %s answered", s.Name())
+					return false
+				}
+				if err := s.VerifyLeader(context.Background()); !errors.Is(err, ErrNotLeader) {
+					problem = fmt.Sprintf("VerifyLeader on follower %s: %v, want ErrNotLeader", s.Name(), err)
+					return false
+				}
 			}
-			if err := s.VerifyLeader(context.Background()); !errors.Is(err, ErrNotLeader) {
-				t.Errorf("VerifyLeader on follower %s: %v, want ErrNotLeader", s.Name(), err)
-			}
+			problem = ""
+			return true
+		})
+		if problem != "" {
+			t.Fatal(problem)
 		}
 	})
 
@@ -228,21 +255,16 @@ func TestServerPartitionedLeaderStepsDown(t *testing.T) {
 	heal := raftPartition(t, c.ips[old.Name()], others)
 
 	raftEventually(t, 30*time.Second, "the cut-off leader steps down", func() bool { return !old.IsLeader() })
-	var nl *Server
-	raftEventually(t, 30*time.Second, "a new leader on the majority side", func() bool {
-		nl = nil
-		for _, s := range c.servers {
-			if s != old && s.IsLeader() {
-				nl = s
-			}
+	var majority []*Server
+	for _, s := range c.servers {
+		if s != old {
+			majority = append(majority, s)
 		}
-		return nl != nil
-	})
+	}
+	nl := c.applyOne("during-partition", majority)
+	t.Logf("%s led, was cut off and stepped down; %s leads the majority and applied", old.Name(), nl.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := nl.Apply(ctx, []byte("during-partition")); err != nil {
-		t.Fatalf("Apply on the new leader %s: %v", nl.Name(), err)
-	}
 	if _, err := old.Apply(ctx, []byte("on-old-leader")); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("Apply on the cut-off old leader: %v, want ErrNotLeader", err)
 	}
