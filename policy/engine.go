@@ -324,7 +324,6 @@ func (e *evaluation) screen(it *item) bool {
 		it.userHorizon = cmp.Or(it.horizon, prior)
 		it.nodeHorizon = cmp.Or(src.horizon, prior)
 		it.horizon = max(it.userHorizon, it.nodeHorizon)
-		x.Horizon = seconds(it.horizon)
 	}
 	drained := src.node.Drained && e.p.Objectives.EvacuateDrained > 0
 	if len(e.p.Triggers) > 0 && len(it.triggers) == 0 && !drained && it.pin < 0 {
@@ -348,6 +347,7 @@ func (e *evaluation) consider(it *item) {
 	e.prepare(it)
 	if e.cbOn {
 		e.sourceRelief(it)
+		x.Horizon = seconds(it.horizon)
 	}
 	k := max(e.p.ExplainCandidates, 1)
 	top := e.scratch[:0]
