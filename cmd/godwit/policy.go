@@ -166,8 +166,15 @@ func printPlan(w io.Writer, p *policy.Policy, plan policy.Plan) {
 	}
 	fmt.Fprintf(w, "\n%d moves:\n", len(plan.Decisions))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	cb := p.CostBenefit.Enabled
+	score := func(score, gain float64) string {
+		if cb {
+			return fmt.Sprintf("net %.0f user-s (benefit %.0f)", score, gain)
+		}
+		return fmt.Sprintf("score %.3f", score)
+	}
 	for _, d := range plan.Decisions {
-		fmt.Fprintf(tw, "  %s\t%s -> %s\tscore %.3f\tdowntime %s\t%s\n", d.Container, d.From, d.To, d.Score,
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\tdowntime %s\t%s\n", d.Container, d.From, d.To, score(d.Score, d.Gain),
 			d.Cost.Downtime.Round(time.Millisecond), strings.Join(d.Triggers, ","))
 	}
 	tw.Flush()
@@ -177,13 +184,19 @@ func printPlan(w io.Writer, p *policy.Policy, plan policy.Plan) {
 		if x.Detail != "" {
 			fmt.Fprintf(w, " (%s)", x.Detail)
 		}
+		if x.Horizon > 0 {
+			fmt.Fprintf(w, " [condition expected to last %s more]", x.Horizon.Round(time.Minute))
+		}
 		fmt.Fprintln(w)
 		for _, c := range x.Candidates {
 			verdict := "ok"
 			if c.Rejected != "" {
-				verdict = string(c.Rejected) + ": " + c.Detail
+				verdict = string(c.Rejected)
+				if c.Detail != "" {
+					verdict += ": " + c.Detail
+				}
 			}
-			fmt.Fprintf(w, "      -> %-12s score %7.3f  downtime %-8s %s\n", c.Node, c.Score,
+			fmt.Fprintf(w, "      -> %-12s %s  downtime %-8s %s\n", c.Node, score(c.Score, c.Gain),
 				c.Cost.Downtime.Round(time.Millisecond), verdict)
 		}
 	}
