@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -318,4 +319,66 @@ func raftPartition(t *testing.T, ip string, others []string) (heal func()) {
 	}
 	t.Cleanup(heal)
 	return heal
+}
+
+// TestServerSnapshotCatchUp compacts the log with snapshots while a server is down: it
+// comes back too far behind for the log and catches up from a snapshot sent over the TLS
+// transport, and a server restarted later restores its own snapshot from disk.
+func TestServerSnapshotCatchUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real raft over TLS sockets; skipped with -short")
+	}
+	c := newRaftCluster(t)
+	c.tune = func(cfg *ServerConfig) {
+		cfg.SnapshotInterval = 100 * time.Millisecond
+		cfg.SnapshotThreshold = 16
+		cfg.TrailingLogs = 8
+	}
+	for i, name := range []string{"n1", "n2", "n3"} {
+		c.start(name, 51+i, 3)
+	}
+	c.setPeers()
+	c.apply("a", 5)
+	c.converged(5)
+	var down string
+	for name, s := range c.servers {
+		if !s.IsLeader() {
+			down = name
+			break
+		}
+	}
+	c.stop(down)
+	c.apply("b", 100)
+	c.converged(105)
+	raftEventually(t, 30*time.Second, "the leader snapshots past the absent server's log", func() bool {
+		st := c.leader().Stats()
+		idx, _ := strconv.ParseUint(st["last_snapshot_index"], 10, 64)
+		return idx > 50
+	})
+	s := c.start(down, map[string]int{"n1": 51, "n2": 52, "n3": 53}[down], 3)
+	c.setPeers()
+	c.converged(105)
+	if !c.log.has("server="+down, "Installed remote snapshot") {
+		t.Errorf("%s caught up without a snapshot from the leader", down)
+	}
+	raftEventually(t, 30*time.Second, down+" takes a snapshot of its own", func() bool {
+		idx, _ := strconv.ParseUint(s.Stats()["last_snapshot_index"], 10, 64)
+		return idx > 0
+	})
+
+	// Restarted, every server restores its latest snapshot and replays the rest.
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.stop(name)
+	}
+	for i, name := range []string{"n1", "n2", "n3"} {
+		c.start(name, 51+i, 3)
+	}
+	c.setPeers()
+	c.apply("c", 1)
+	c.converged(106)
+	for _, name := range []string{"n1", "n2", "n3"} {
+		if !c.log.has("server="+name, "restored from snapshot") {
+			t.Errorf("%s did not restore its snapshot at the restart", name)
+		}
+	}
 }

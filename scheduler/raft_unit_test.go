@@ -162,10 +162,12 @@ func TestSlogHCLog(t *testing.T) {
 	h.Trace("dropped below debug")
 	h.Named("autopilot").With("k", "v").Warn("promoting", "id", "s4")
 	h.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}).Print("[ERROR] disk full")
+	h.Info("progress", "percent", hclog.Fmt("%0.1f%%", 12.5))
 	out := buf.String()
 	for _, want := range []string{
 		`level=WARN msg=promoting k=v logger=raft.autopilot id=s4`,
 		`level=ERROR msg="disk full" logger=raft`,
+		`level=INFO msg=progress logger=raft percent=12.5%`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -43,10 +44,20 @@ func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
 	if !h.l.Enabled(ctx, lv) {
 		return
 	}
+	out := make([]any, 0, len(args)+2)
 	if h.name != "" {
-		args = append([]any{"logger", h.name}, args...)
+		out = append(out, "logger", h.name)
 	}
-	h.l.Log(ctx, lv, msg, args...)
+	for _, a := range args {
+		// hclog.Fmt values are format and arguments, which hclog formats when it writes.
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				a = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		out = append(out, a)
+	}
+	h.l.Log(ctx, lv, msg, out...)
 }
 
 func (h *slogHCLog) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }
