@@ -26,7 +26,8 @@ figure{margin:1.5em 0}figcaption{font-size:90%;color:#555}
 <h1>godwit simulation: {{.Name}}</h1>
 <p>Seed {{.Seed}}, {{.Duration}} simulated, decisions every {{.Interval}}; {{.Nodes}} nodes in {{.Sites}} sites,
 {{.Containers}} containers, {{.Users}} users. Policy <code>{{.Policy}}</code> compared with
-no migration and with a threshold rebalancer (descheduler-style) on the same load, users and events.</p>
+the baselines (no migration, threshold and LowNodeUtilization rebalancers, a follow-the-users
+mover) on the same load, users and events.</p>
 <h2 id="summary">Summary</h2>
 <table id="summary-table"><tr><th>metric</th>{{range .Arms}}<th>{{.}}</th>{{end}}</tr>
 {{range .Rows}}<tr>{{range $i, $c := .}}<td>{{$c}}</td>{{end}}</tr>

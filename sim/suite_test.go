@@ -126,3 +126,24 @@ func TestEmbeddedScenarios(t *testing.T) {
 		t.Errorf("skipped %v: want reference.yaml, whose traces are not built in", skipped)
 	}
 }
+
+func TestWriteSuiteReport(t *testing.T) {
+	rows := []SuiteRow{{Scenario: "s", Seed: 1, Arms: []Summary{
+		{Arm: ArmPolicy, SLOViolationRate: 0.01, DowntimeS: 50},
+		{Arm: ArmNone, SLOViolationRate: 0.4},
+		{Arm: ArmThreshold, SLOViolationRate: 0.05, DowntimeS: 100},
+	}}}
+	var b bytes.Buffer
+	if err := WriteSuiteReport(&b, rows, "built-in", 0.8); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, want := range []string{`id="suite-table"`, "0.20x", "0.50x", `class="met"`, "Every goal met"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("suite page lacks %q", want)
+		}
+	}
+	if strings.Contains(html, "<script") {
+		t.Error("suite page is not self-contained")
+	}
+}

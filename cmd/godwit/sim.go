@@ -89,7 +89,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sim", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: godwit sim [--scenario FILE] [--policy FILE] [--out DIR] [--arms LIST] [--seed N]")
-		fmt.Fprintln(stderr, "       godwit sim suite [--policy FILE] [--seeds N,N,...] [--arms LIST] [--json] [DIR]")
+		fmt.Fprintln(stderr, "       godwit sim suite [--policy FILE] [--seeds N,N,...] [--arms LIST] [--json] [--out DIR] [DIR]")
 		fmt.Fprintln(stderr, "       godwit sim sweep [--scenario FILE] [--policy FILE] [--param PATH=V1,V2,...]... [--objective slo|migrations|downtime|balanced] [--workers N] [--out DIR]")
 		fs.PrintDefaults()
 	}
@@ -264,6 +264,7 @@ func runSimSuite(args []string, stdout, stderr io.Writer) error {
 	seedList := fs.String("seeds", "", "comma-separated seeds to run each scenario with (default: each scenario's own)")
 	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold, lownode, follow")
 	asJSON := fs.Bool("json", false, "print the rows as JSON instead of a table")
+	out := fs.String("out", "", "also write suite.json, suite.txt and suite.html (the suite page) to this directory")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -311,20 +312,54 @@ func runSimSuite(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	writeJSON := func(w io.Writer) error {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
-	fmt.Fprintf(stdout, "policy %s, %d scenarios\n\n", polName, len(scs))
-	if err := sim.WriteSuiteTable(stdout, rows); err != nil {
+	writeTable := func(w io.Writer) error {
+		fmt.Fprintf(w, "policy %s, %d scenarios\n\n", polName, len(scs))
+		if err := sim.WriteSuiteTable(w, rows); err != nil {
+			return err
+		}
+		if miss := sim.SuiteVerdict(rows, suiteMaxSLORatio); len(miss) > 0 {
+			fmt.Fprintln(w, "\ngoals missed (SLO at most 0.8x every baseline's, downtime at most the threshold rebalancer's, no ping-pong):")
+			for _, m := range miss {
+				fmt.Fprintln(w, "  "+m)
+			}
+		}
+		return nil
+	}
+	if *out != "" {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		for name, write := range map[string]func(io.Writer) error{
+			"suite.json": writeJSON,
+			"suite.txt":  writeTable,
+			"suite.html": func(w io.Writer) error { return sim.WriteSuiteReport(w, rows, polName, suiteMaxSLORatio) },
+		} {
+			var buf bytes.Buffer
+			if err := write(&buf); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if err := os.WriteFile(filepath.Join(*out, name), buf.Bytes(), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	if *asJSON {
+		return writeJSON(stdout)
+	}
+	if err := writeTable(stdout); err != nil {
 		return err
 	}
-	if miss := sim.SuiteVerdict(rows, 0.8); len(miss) > 0 {
-		fmt.Fprintln(stdout, "\ngoals missed (SLO at most 0.8x every baseline's, downtime at most the threshold rebalancer's, no ping-pong):")
-		for _, m := range miss {
-			fmt.Fprintln(stdout, "  "+m)
-		}
+	if *out != "" {
+		fmt.Fprintf(stdout, "\nsuite page: %s\n", filepath.Join(*out, "suite.html"))
 	}
 	return nil
 }
+
+// suiteMaxSLORatio is the goal: the policy's SLO-violation rate at most this times
+// the best baseline's.
+const suiteMaxSLORatio = 0.8
