@@ -33,7 +33,7 @@ func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now t
 		d := DefaultPolicy()
 		p = &d
 	}
-	e := &evaluation{view: &view, p: p, model: model, now: now}
+	e := &evaluation{view: &view, p: p, model: model, now: now, workspace: &workspace{linkFor: -1}}
 	e.cb = p.CostBenefit.withDefaults()
 	e.cbOn = e.cb.Enabled
 	e.plan = Plan{At: now, Mode: p.Mode}
@@ -111,17 +111,13 @@ func (e *evaluation) considerAll(items []*item) {
 func (e *evaluation) worker() *evaluation {
 	w := &evaluation{}
 	*w = *e
-	w.mark = make([]uint32, len(e.mark))
-	w.gen = 0
-	w.candBuf, w.siteBuf, w.nearBuf, w.scratch, w.textBuf = nil, nil, nil, nil, nil
-	w.arena, w.userPool, w.boolPool, w.intPool = nil, nil, nil, nil
-	w.vm = vm.VM{}
-	w.plan = Plan{}
+	w.workspace = &workspace{linkFor: -1, mark: make([]uint32, len(e.mark))}
 	if e.hasLinks {
-		w.linkFor, w.linkGen = -1, 0
 		w.linkStamp = make([]uint32, len(e.linkStamp))
 		w.linkRow = make([]pathInfo, len(e.linkRow))
 	}
+	// Problems found by a worker are not reported: the plan is the caller's.
+	w.plan = Plan{}
 	return w
 }
 
@@ -138,14 +134,11 @@ type evaluation struct {
 	sites     []string
 	siteIdx   map[string]int
 	sitePaths []pathInfo // len(sites)^2
-	// Node links: adjacency lists, and a dense row of the links of node linkFor.
+	// Node links as adjacency lists (the dense row path reads them through is in the
+	// workspace).
 	hasLinks   bool
 	linkStart  []int32
 	linkAdj    []nodeLink
-	linkFor    int
-	linkGen    uint32
-	linkStamp  []uint32
-	linkRow    []pathInfo
 	intra      time.Duration
 	containers []*Container // all, ID order
 	hist       map[string]*history
@@ -160,29 +153,15 @@ type evaluation struct {
 	byLoad    []int   // usable nodes, least loaded first
 	bySite    [][]int // usable nodes per site, least loaded first
 	required  [][]int // usable nodes matching each rule's RequireNodes, least loaded first
-	mark      []uint32
-	candBuf   []int
-	siteBuf   []siteRTT
-	nearBuf   []int
-	boolPool  []bool
-	// Backing stores of the items' small slices: each item takes a capped sub-slice, so
-	// later appends never write into an earlier item's.
-	intPool  []int
-	userPool []userSite
 	// ruleMatchers are the placement rules' container selectors, prepared.
 	ruleMatchers []matcher
-	arena        []Candidate // backing store of the explanations' candidates
 	// nearSites lists, per site, the sites nearest to it (itself first).
 	nearSites [][]int
 	// Per placement rule, per node: whether the node matches RequireNodes, and the
 	// summed weight of the PreferNodes it matches.
 	requireOK [][]bool
 	nodePref  [][]float64
-	gen       uint32
-	scratch   []scored
 	windowOK  bool
-	textBuf   []byte // scratch for building explanation text
-	vm        vm.VM  // runs the trigger expressions
 
 	// The cost-benefit rule (benefit.go), when the policy enables it.
 	cb        CostBenefit // with defaults
@@ -194,7 +173,36 @@ type evaluation struct {
 	harm      []harmList
 	nodeConts [][]int32 // per node, its containers (indices in containers)
 	stats     map[string]ConditionStat
-	harmBuf   []harmEntry
+
+	// The evaluation's scratch space. Everything above is shared by the goroutines of
+	// considerAll and evalTriggers and only read while they run; each of them has a
+	// workspace of its own (worker), so a field added here cannot become a data race.
+	*workspace
+}
+
+// workspace is one goroutine's scratch space in an evaluation: reused buffers, stamps and
+// backing stores, never shared.
+type workspace struct {
+	mark     []uint32 // stamps, per node or site: == gen means "seen"
+	gen      uint32
+	candBuf  []int
+	siteBuf  []siteRTT
+	nearBuf  []int
+	boolPool []bool
+	// Backing stores of the items' small slices: each item takes a capped sub-slice, so
+	// later appends never write into an earlier item's.
+	intPool  []int
+	userPool []userSite
+	arena    []Candidate // backing store of the explanations' candidates
+	scratch  []scored
+	textBuf  []byte // for building explanation text
+	vm       vm.VM  // runs the trigger expressions
+	harmBuf  []harmEntry
+	// A dense row of the node links of node linkFor, stamped with linkGen.
+	linkFor   int
+	linkGen   uint32
+	linkStamp []uint32
+	linkRow   []pathInfo
 }
 
 // item is one managed container under consideration.
