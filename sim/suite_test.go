@@ -16,6 +16,7 @@ var (
 	suiteDir    = flag.String("suite", "", "TestSuiteReport: run every scenario of this directory (and the default) with the built-in policy and every baseline, and print the table")
 	suiteSeeds  = flag.String("suite.seeds", "", "TestSuiteReport: comma-separated seeds (default: each scenario's own)")
 	suitePolicy = flag.String("suite.policy", "", "TestSuiteReport: policy file (default: the built-in policy)")
+	suiteFixed  = flag.Bool("suite.fixedmodel", false, "TestSuiteReport: do not refit the cost model during runs")
 )
 
 // TestSuiteReport prints the suite table the README's figures come from:
@@ -49,7 +50,7 @@ func TestSuiteReport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rows, err := RunSuite(scs, Config{Policy: pol, Model: policy.DefaultCostModel()}, nil, seeds)
+	rows, err := RunSuite(scs, Config{Policy: pol, Model: policy.DefaultCostModel(), FixedModel: *suiteFixed}, nil, seeds)
 	if err != nil {
 		t.Fatal(err)
 	}
