@@ -94,6 +94,7 @@ type Leader struct {
 	mu       sync.Mutex
 	tracking map[string]bool // migrations a goroutine of this term drives or settles
 	lastPlan *policy.Plan
+	term     context.Context // Run's context while it runs: migrations live no longer
 	wg       sync.WaitGroup
 }
 
@@ -113,6 +114,14 @@ var ErrUnknownWorkload = errors.New("scheduler: unknown workload")
 // ctx ends, and waits for the migrations it drives to reach a point where a next leader can
 // take them over (they go on on the nodes regardless).
 func (l *Leader) Run(ctx context.Context) {
+	l.mu.Lock()
+	l.term = ctx
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.term = nil
+		l.mu.Unlock()
+	}()
 	l.reconcile(ctx)
 	t := time.NewTicker(l.cfg.Interval)
 	defer t.Stop()
@@ -246,6 +255,12 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 	if err != nil {
 		return "", err
 	}
+	// Driven for the length of the leadership term, not of the request.
+	l.mu.Lock()
+	if l.term != nil {
+		ctx = l.term
+	}
+	l.mu.Unlock()
 	l.track(ctx, id, true)
 	return id, nil
 }
