@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -156,4 +158,56 @@ func TestControlPlane(t *testing.T) {
 	if owner, _ := next.FSM().State().Owner(wids[0]); owner != "n2" {
 		t.Fatalf("owner %s", owner)
 	}
+}
+
+// TestControlPlanePartition cuts the leader off from the other servers (iptables on
+// loopback): the majority elects a new leader that goes on driving migrations, and the old
+// leader's loop stops: it orders nothing while cut off.
+func TestControlPlanePartition(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real raft elections and iptables; not in -short")
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("iptables is not installed: cannot partition the leader")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("partitioning with iptables needs root")
+	}
+	c := newTestCluster(t, "n1", "n2")
+	wid := c.rts["n1"].Add("p", []byte("memory of p"), managed())
+	cps := startControlPlanes(t, c, 3)
+	old := leaderOf(t, cps)
+	var rest []*ControlPlane
+	var others []string
+	for i, cp := range cps {
+		if cp != old {
+			rest = append(rest, cp)
+			others = append(others, fmt.Sprintf("127.0.91.%d", i+1))
+		}
+	}
+	oldIP := ""
+	for i, cp := range cps {
+		if cp == old {
+			oldIP = fmt.Sprintf("127.0.91.%d", i+1)
+		}
+	}
+	heal := raftPartition(t, oldIP, others)
+	next := leaderOf(t, rest)
+	waitFor(t, "the cut-off leader's loop to stop", func() bool { return !old.Server().IsLeader() && !old.Leader().Leading() })
+	if _, err := old.Request(context.Background(), wid, "n2", "op"); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("the cut-off leader took a request: %v", err)
+	}
+	id, err := next.Request(context.Background(), wid, "n2", "op")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new leader's migration", func() bool {
+		m, _ := next.FSM().State().Migration(id)
+		return m != nil && m.Phase == PhaseCompleted
+	})
+	heal()
+	waitFor(t, "the old leader catches up after healing", func() bool {
+		m, _ := old.FSM().State().Migration(id)
+		return m != nil && m.Phase == PhaseCompleted
+	})
 }

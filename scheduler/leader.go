@@ -138,6 +138,13 @@ func (l *Leader) Run(ctx context.Context) {
 	}
 }
 
+// Leading reports whether Run is running (this server leads and decides).
+func (l *Leader) Leading() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.term != nil
+}
+
 // LastPlan is the latest decision round's plan (nil before the first).
 func (l *Leader) LastPlan() *policy.Plan {
 	l.mu.Lock()
