@@ -1,0 +1,539 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/godwit-io/godwit/gossip"
+	"github.com/godwit-io/godwit/internal/pki"
+	"github.com/godwit-io/godwit/migrate"
+	"github.com/godwit-io/godwit/policy"
+	"github.com/godwit-io/godwit/scheduler"
+)
+
+// Tuning holds the timing the agent starts from: the production profiles by default; tests
+// shrink them (WithTuning). Identity, addresses and everything the config file says are set
+// by the agent after the tuning function ran.
+type Tuning struct {
+	Gossip gossip.Config
+	Raft   scheduler.ServerConfig
+	// LeaderInterval and LeaderPoll are scheduler.LeaderConfig's Interval and PollInterval
+	// (0: its defaults).
+	LeaderInterval time.Duration
+	LeaderPoll     time.Duration
+	// ServerInterval is how often a server refreshes its raft peers from gossip and, as
+	// leader, checks the policy in force and the drains. Default 1s: gossip events also
+	// trigger it, the tick only catches what events miss.
+	ServerInterval time.Duration
+	// ShutdownLeave bounds how long a stopping agent waits for its leave to spread.
+	ShutdownLeave time.Duration
+	// MigrateSettle is migrate.NodeConfig.SettleTimeout (0: its default).
+	MigrateSettle time.Duration
+}
+
+func defaultTuning(profile string) Tuning {
+	g := gossip.DefaultLANConfig()
+	if profile == "wan" {
+		g = gossip.DefaultWANConfig()
+	}
+	return Tuning{Gossip: g, Raft: scheduler.DefaultServerConfig(), ServerInterval: time.Second, ShutdownLeave: 5 * time.Second}
+}
+
+// Option changes how New builds the agent.
+type Option func(*options)
+
+type options struct {
+	rt     migrate.Runtime
+	inv    Inventory
+	log    *slog.Logger
+	tune   func(*Tuning)
+	logOut io.Writer
+}
+
+// WithRuntime makes the agent use rt instead of the Docker engine of the config, and inv
+// for its inventory (nil: FakeInventory when rt is a *migrate.FakeRuntime). For tests.
+func WithRuntime(rt migrate.Runtime, inv Inventory) Option {
+	return func(o *options) { o.rt, o.inv = rt, inv }
+}
+
+// WithLogger replaces the logger the config describes.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithLogOutput makes the configured logger write to w (default os.Stderr).
+func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w } }
+
+// WithTuning lets f change the timing before the agent starts.
+func WithTuning(f func(*Tuning)) Option { return func(o *options) { o.tune = f } }
+
+// Agent is one running node: gossip, the migration service and, on servers, the control
+// plane. Its methods are safe for concurrent use.
+type Agent struct {
+	cfg    *Config
+	tuning Tuning
+	log    *slog.Logger
+	id     *pki.TLS
+	rt     migrate.Runtime
+	inv    Inventory
+	docker *client.Client // nil unless the agent made it
+
+	node     *migrate.Node
+	migAddr  string
+	cp       *scheduler.ControlPlane
+	raftAddr string
+	gossip   atomic.Pointer[gossip.Agent]
+	policy   *policyFile // servers with a policy file
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	once     sync.Once
+	shutErr  error
+	kickInv  chan struct{}
+	kickSrv  chan struct{}
+	stopping atomic.Bool
+}
+
+// policyFile is the policy a server's config names, read and checked at start.
+type policyFile struct {
+	name   string
+	source string
+}
+
+// New starts an agent as cfg says: the migration service, the control plane on servers,
+// then gossip. On error everything started is stopped again.
+func New(cfg *Config, opts ...Option) (a *Agent, err error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	a = &Agent{cfg: cfg, kickInv: make(chan struct{}, 1), kickSrv: make(chan struct{}, 1)}
+	a.tuning = defaultTuning(cfg.Gossip.Profile)
+	if o.tune != nil {
+		o.tune(&a.tuning)
+	}
+	a.log = o.log
+	if a.log == nil {
+		out := o.logOut
+		if out == nil {
+			out = os.Stderr
+		}
+		a.log = NewLogger(out, cfg.Log.Level, cfg.Log.Format)
+	}
+	a.log = a.log.With("node", cfg.Node)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	defer func() {
+		if err != nil {
+			a.stop()
+		}
+	}()
+
+	if err := a.loadIdentity(); err != nil {
+		return nil, err
+	}
+	var key []byte
+	if cfg.Gossip.KeyFile != "" {
+		if key, err = ReadGossipKey(cfg.Gossip.KeyFile); err != nil {
+			return nil, fmt.Errorf("gossip.key_file: %w", err)
+		}
+	}
+	if cfg.Server != nil && cfg.Server.PolicyFile != "" {
+		src, err := os.ReadFile(cfg.Server.PolicyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server.policy_file: %w", err)
+		}
+		if _, err := policy.Parse(cfg.Server.PolicyFile, src); err != nil {
+			return nil, fmt.Errorf("server.policy_file: %w", err)
+		}
+		a.policy = &policyFile{name: filepath.Base(cfg.Server.PolicyFile), source: string(src)}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := a.openRuntime(o); err != nil {
+		return nil, err
+	}
+	if err := a.startNode(); err != nil {
+		return nil, err
+	}
+	if cfg.Server != nil {
+		if err := a.startControlPlane(); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.startGossip(key); err != nil {
+		return nil, err
+	}
+	// Recovery after Listen and gossip: settling a migration may need the peers.
+	a.node.Start(ctx)
+	a.wg.Add(1)
+	go a.inventoryLoop(ctx)
+	if w, ok := a.inv.(Watcher); ok {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			w.Watch(ctx, func() { kickChan(a.kickInv) })
+		}()
+	}
+	if a.cp != nil {
+		a.wg.Add(1)
+		go a.serverLoop(ctx)
+	}
+	a.log.Info("agent started", "role", cfg.Role, "site", cfg.Site, "gossip", a.GossipAddr(), "migration", a.migAddr, "raft", a.raftAddr)
+	return a, nil
+}
+
+func kickChan(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) loadIdentity() error {
+	id, err := pki.Load(pki.Files{CA: a.cfg.TLS.CA, Cert: a.cfg.TLS.Cert, Key: a.cfg.TLS.Key})
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	who := id.Identity()
+	want := pki.RoleClient
+	if a.cfg.Role == RoleServer {
+		want = pki.RoleServer
+	}
+	if who.Node != a.cfg.Node || who.Role != want {
+		return fmt.Errorf("tls.cert is the certificate of %s; this node is %s (%s)", who, a.cfg.Node, want)
+	}
+	a.id = id
+	return nil
+}
+
+func (a *Agent) openRuntime(o options) error {
+	if o.rt != nil {
+		a.rt, a.inv = o.rt, o.inv
+		if a.inv == nil {
+			if f, ok := o.rt.(*migrate.FakeRuntime); ok {
+				a.inv = FakeInventory{RT: f}
+			} else {
+				return errors.New("agent: WithRuntime needs an Inventory for this runtime")
+			}
+		}
+		return nil
+	}
+	cli, err := client.NewClientWithOpts(client.WithHost(a.cfg.Docker.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("docker.host: %w", err)
+	}
+	a.docker = cli
+	rt, err := migrate.NewDockerRuntime(migrate.DockerConfig{
+		Client: cli, DataRoot: a.cfg.Docker.DataRoot, RuncRoot: a.cfg.Docker.RuncRoot,
+		StateDir: a.migrateDir(), MemoryCapacity: int64(a.cfg.Capacity.Memory),
+		Policy: migrate.DockerPolicy{AllowHostNetwork: a.cfg.Accept.AllowHostNetwork, BindRoots: a.cfg.Accept.BindRoots,
+			AllowCapabilities: a.cfg.Accept.AllowCapabilities},
+	})
+	if err != nil {
+		return err
+	}
+	a.rt, a.inv = rt, DockerInventory{Client: cli}
+	return nil
+}
+
+func (a *Agent) migrateDir() string { return filepath.Join(a.cfg.DataDir, "migrate") }
+
+// advertised is the address to publish for a listener bound at bound, given the config's
+// advertise (empty: the bound address; port 0: the bound port).
+func advertised(adv, bound string) (string, error) {
+	if adv == "" {
+		host, _, err := net.SplitHostPort(bound)
+		if err != nil {
+			return "", err
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			return "", fmt.Errorf("bound to %s: set advertise to the address the other nodes dial", bound)
+		}
+		return bound, nil
+	}
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil {
+		return "", err
+	}
+	if port == "0" {
+		_, bp, err := net.SplitHostPort(bound)
+		if err != nil {
+			return "", err
+		}
+		port = bp
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func (a *Agent) startNode() error {
+	n, err := migrate.NewNode(migrate.NodeConfig{
+		Name: a.cfg.Node, Runtime: a.rt, StateDir: a.migrateDir(), TLS: a.id,
+		Log: a.log.With("component", "migrate"), SettleTimeout: a.tuning.MigrateSettle,
+	})
+	if err != nil {
+		return err
+	}
+	a.node = n
+	bound, err := n.Listen(a.cfg.Migration.Bind)
+	if err != nil {
+		return err
+	}
+	if a.migAddr, err = advertised(a.cfg.Migration.Advertise, bound); err != nil {
+		return fmt.Errorf("migration: %w", err)
+	}
+	return nil
+}
+
+func (a *Agent) startControlPlane() error {
+	sc := a.tuning.Raft
+	sc.Name, sc.DataDir, sc.TLS = a.cfg.Node, a.cfg.DataDir, a.id
+	sc.BindAddr, sc.BootstrapExpect = a.cfg.Server.Raft.Bind, a.cfg.Server.BootstrapExpect
+	sc.AdvertiseAddr = a.cfg.Server.Raft.Advertise
+	if _, port, err := net.SplitHostPort(sc.AdvertiseAddr); err == nil && port == "0" {
+		// The port is only known once bound: scheduler advertises what it binds when the
+		// bind address is a specific IP (validated), so ask for that and publish what it got.
+		sc.AdvertiseAddr = ""
+	}
+	sc.Log = a.log.With("component", "raft")
+	cp, err := scheduler.NewControlPlane(sc, scheduler.LeaderConfig{
+		Gossip: a.view, Directory: directory{a}, Nodes: &migrate.Client{TLS: a.id},
+		Log: a.log.With("component", "leader"), Interval: a.tuning.LeaderInterval, PollInterval: a.tuning.LeaderPoll,
+	})
+	if err != nil {
+		return err
+	}
+	a.cp = cp
+	a.raftAddr = cp.Server().Addr()
+	return nil
+}
+
+func (a *Agent) startGossip(key []byte) error {
+	g := a.tuning.Gossip
+	g.Name = a.cfg.Node
+	host, port, _ := net.SplitHostPort(a.cfg.Gossip.Bind)
+	g.BindAddr = host
+	g.BindPort, _ = strconv.Atoi(port)
+	if a.cfg.Gossip.Advertise != "" {
+		ah, ap, _ := net.SplitHostPort(a.cfg.Gossip.Advertise)
+		g.AdvertiseAddr = ah
+		g.AdvertisePort, _ = strconv.Atoi(ap)
+	}
+	g.Join = a.cfg.Gossip.Join
+	g.SecretKey = key
+	g.Capacity = gossip.Capacity{CPUCores: a.cfg.Capacity.CPU, MemoryBytes: uint64(a.cfg.Capacity.Memory)}
+	g.Logger = newHCLog(a.log, "gossip")
+	g.Labels = a.nodeLabels()
+	ga, err := gossip.Start(g)
+	if err != nil {
+		return err
+	}
+	a.gossip.Store(ga)
+	if a.cfg.Drain {
+		ga.SetDrain(true)
+	}
+	return nil
+}
+
+// nodeLabels are the labels this node publishes: the operator's, the site, and godwit's.
+func (a *Agent) nodeLabels() map[string]string {
+	l := map[string]string{}
+	for k, v := range a.cfg.Labels {
+		l[k] = v
+	}
+	if a.cfg.Site != "" {
+		l[gossip.LabelSite] = a.cfg.Site
+	}
+	l[LabelRole] = a.cfg.Role
+	l[LabelMigrationAddr] = a.migAddr
+	if a.raftAddr != "" {
+		l[LabelRaftAddr] = a.raftAddr
+	}
+	return l
+}
+
+// view is the gossiped cluster (empty before gossip starts).
+func (a *Agent) view() gossip.ClusterView {
+	if g := a.gossip.Load(); g != nil {
+		return g.View()
+	}
+	return gossip.ClusterView{Self: a.cfg.Node}
+}
+
+// directory finds nodes' migration services in the gossip view.
+type directory struct{ a *Agent }
+
+// MigrationAddr implements scheduler.Directory: the address a node publishes, whatever its
+// status (a failed node's last address is where to ask once it is back).
+func (d directory) MigrationAddr(node string) (string, bool) {
+	if node == d.a.cfg.Node {
+		return d.a.migAddr, true
+	}
+	n, ok := d.a.view().Node(node)
+	if !ok {
+		return "", false
+	}
+	addr := n.Labels[LabelMigrationAddr]
+	return addr, addr != ""
+}
+
+// Config is the agent's configuration.
+func (a *Agent) Config() *Config { return a.cfg }
+
+// Gossip is the gossip agent.
+func (a *Agent) Gossip() *gossip.Agent { return a.gossip.Load() }
+
+// GossipAddr is the gossip address bound ("" before gossip starts).
+func (a *Agent) GossipAddr() string {
+	if g := a.gossip.Load(); g != nil {
+		return g.Addr()
+	}
+	return ""
+}
+
+// MigrationAddr is the migration service's advertised address.
+func (a *Agent) MigrationAddr() string { return a.migAddr }
+
+// RaftAddr is a server's raft address ("" on clients).
+func (a *Agent) RaftAddr() string { return a.raftAddr }
+
+// ControlPlane is a server's control plane (nil on clients).
+func (a *Agent) ControlPlane() *scheduler.ControlPlane { return a.cp }
+
+// Node is the migration service.
+func (a *Agent) Node() *migrate.Node { return a.node }
+
+// SetDrain sets this node's drain flag in gossip; the leader records a drain it sees.
+func (a *Agent) SetDrain(drain bool) {
+	if g := a.gossip.Load(); g != nil {
+		g.SetDrain(drain)
+	}
+}
+
+// Shutdown stops the agent: it stops taking orders and closes the migration service (its
+// journal lets the next start, or the leader, settle anything cut short), leaves gossip
+// (peers see the node as left, not failed), and shuts down the control plane (migrations go
+// on on the nodes; the next leader settles them). Safe to call more than once.
+func (a *Agent) Shutdown() error {
+	a.once.Do(func() {
+		a.log.Info("stopping")
+		a.shutErr = a.stop()
+		a.log.Info("stopped")
+	})
+	return a.shutErr
+}
+
+func (a *Agent) stop() error {
+	a.stopping.Store(true)
+	var errs []error
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	if a.node != nil {
+		if err := a.node.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("migration service: %w", err))
+		}
+	}
+	if g := a.gossip.Load(); g != nil {
+		if err := g.Leave(a.tuning.ShutdownLeave); err != nil {
+			a.log.Warn("leaving gossip", "err", err)
+		}
+		if err := g.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("gossip: %w", err))
+		}
+	}
+	if a.cp != nil {
+		if err := a.cp.Shutdown(); err != nil && !errors.Is(err, scheduler.ErrServerShutdown) {
+			errs = append(errs, fmt.Errorf("control plane: %w", err))
+		}
+	}
+	if a.docker != nil {
+		_ = a.docker.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// inventoryLoop lists the runtime's containers every inventory interval and whenever the
+// runtime says they changed, measures Docker containers' cgroups, and publishes the
+// inventory (when it changed beyond drift) and the node's load.
+func (a *Agent) inventoryLoop(ctx context.Context) {
+	defer a.wg.Done()
+	var cg *gossip.CgroupLoadSource
+	var ids []string
+	if _, ok := a.inv.(DockerInventory); ok {
+		cg = gossip.NewCgroupLoadSource("/sys/fs/cgroup", func() []string { return ids })
+	}
+	var last []gossip.Container
+	published := false
+	var lastErr string
+	t := time.NewTicker(time.Duration(a.cfg.Inventory.Interval))
+	defer t.Stop()
+	for {
+		g := a.gossip.Load()
+		cs, err := a.inv.Containers(ctx)
+		if err == nil {
+			sort.Slice(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
+			var cpu float64
+			var mem uint64
+			if cg != nil {
+				ids = ids[:0]
+				for _, c := range cs {
+					ids = append(ids, c.ID)
+				}
+				s, serr := cg.Sample(time.Now())
+				if serr != nil {
+					a.log.Debug("sampling container cgroups", "err", serr)
+				}
+				for i := range cs {
+					if u, ok := s.Containers[cs[i].ID]; ok {
+						cs[i].MemoryBytes, cs[i].CPUCores = u.MemoryBytes, u.CPUCores
+					}
+				}
+			}
+			if len(cs) > a.tuning.Gossip.MaxContainers {
+				a.log.Warn("more containers than gossip carries; publishing the first", "containers", len(cs), "max", a.tuning.Gossip.MaxContainers)
+				cs = cs[:a.tuning.Gossip.MaxContainers]
+			}
+			for _, c := range cs {
+				cpu += c.CPUCores
+				mem += c.MemoryBytes
+			}
+			if !published || !sameInventory(last, cs) {
+				if err = g.SetInventory(cs); err == nil {
+					last, published = cs, true
+					a.log.Debug("inventory published", "containers", len(cs))
+				}
+			}
+			if err == nil {
+				err = g.SetLoad(cpu, mem, 0)
+			}
+		}
+		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
+			a.log.Warn("listing the runtime's containers", "err", err)
+		}
+		if err != nil {
+			lastErr = err.Error()
+		} else {
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-a.kickInv:
+		}
+	}
+}

@@ -1,0 +1,293 @@
+package agent
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godwit-io/godwit/internal/pki"
+	"github.com/godwit-io/godwit/migrate"
+	"github.com/godwit-io/godwit/scheduler"
+)
+
+// testIP is the loopback address of test node i: 127.0.93.0/24 is used by no other
+// package's tests.
+func testIP(i int) string { return fmt.Sprintf("127.0.93.%d", i) }
+
+// fastTuning shrinks the production timing for agents on one loaded machine.
+func fastTuning(t *Tuning) {
+	g := &t.Gossip
+	g.LoadInterval = 100 * time.Millisecond
+	g.RefreshInterval = 2 * time.Second
+	g.ProbeInterval = 400 * time.Millisecond
+	g.ProbeTimeout = 200 * time.Millisecond
+	g.GossipInterval = 100 * time.Millisecond
+	g.PushPullInterval = 3 * time.Second
+	g.JoinRetryInterval = 100 * time.Millisecond
+	g.JoinRetryMaxInterval = time.Second
+	r := &t.Raft
+	r.HeartbeatTimeout, r.ElectionTimeout, r.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	r.CommitTimeout, r.ApplyTimeout = 10*time.Millisecond, 5*time.Second
+	r.TransportTimeout, r.HandshakeTimeout = 2*time.Second, 2*time.Second
+	r.BootstrapRetryInterval = 100 * time.Millisecond
+	r.AutopilotUpdateInterval, r.AutopilotReconcileInterval = 100*time.Millisecond, 200*time.Millisecond
+	r.LastContactThreshold, r.ServerStabilizationTime = 500*time.Millisecond, time.Second
+	t.LeaderInterval, t.LeaderPoll = 200*time.Millisecond, 50*time.Millisecond
+	t.ServerInterval = 200 * time.Millisecond
+	t.ShutdownLeave = time.Second
+	t.MigrateSettle = 5 * time.Second
+}
+
+// testLog collects the agents' logs and prints them when the test fails.
+type testLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func newTestLog(t *testing.T) *testLog {
+	tl := &testLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			tl.mu.Lock()
+			defer tl.mu.Unlock()
+			start := max(0, len(tl.lines)-300)
+			t.Logf("last log lines:\n%s", strings.Join(tl.lines[start:], ""))
+		}
+	})
+	return tl
+}
+
+func (tl *testLog) Write(p []byte) (int, error) {
+	tl.mu.Lock()
+	tl.lines = append(tl.lines, string(p))
+	tl.mu.Unlock()
+	return len(p), nil
+}
+
+func (tl *testLog) has(s string) bool {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for _, l := range tl.lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// testCluster writes configs and certificates for agents on 127.0.93.x and starts them.
+type testCluster struct {
+	t   *testing.T
+	dir string
+	log *testLog
+	key string
+}
+
+func newTestCluster(t *testing.T) *testCluster {
+	c := &testCluster{t: t, dir: t.TempDir(), log: newTestLog(t)}
+	c.key = filepath.Join(c.dir, "gossip.key")
+	if err := os.WriteFile(c.key, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// config writes node name's config file (i is its address) and parses it.
+func (c *testCluster) config(name, role string, i int, extra string) *Config {
+	c.t.Helper()
+	pr := pki.RoleClient
+	if role == RoleServer {
+		pr = pki.RoleServer
+	}
+	files, err := pki.Quick(filepath.Join(c.dir, "pki"), name, pr, net.ParseIP(testIP(i)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	text := fmt.Sprintf(`node: %s
+role: %s
+site: site-%d
+gossip:
+  bind: %s:0
+  key_file: %s
+migration:
+  bind: %s:0
+capacity:
+  cpu: 4
+  memory: 8GiB
+data_dir: %s
+tls:
+  ca: %s
+  cert: %s
+  key: %s
+log:
+  level: debug
+inventory:
+  interval: 200ms
+%s`, name, role, i, testIP(i), c.key, testIP(i), filepath.Join(c.dir, name), files.CA, files.Cert, files.Key, extra)
+	file := filepath.Join(c.dir, name+".yaml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	cfg, err := LoadConfig(file)
+	if err != nil {
+		c.t.Fatalf("config of %s: %v", name, err)
+	}
+	return cfg
+}
+
+func (c *testCluster) start(cfg *Config, join string, rt *migrate.FakeRuntime) *Agent {
+	c.t.Helper()
+	if join != "" {
+		cfg.Gossip.Join = []string{join}
+	}
+	log := slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := New(cfg, WithRuntime(rt, nil), WithLogger(log), WithTuning(fastTuning))
+	if err != nil {
+		c.t.Fatalf("starting %s: %v", cfg.Node, err)
+	}
+	c.t.Cleanup(func() { a.Shutdown() })
+	return a
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestClusterEvacuatesDrainedNode: three server agents and one client agent, each with its
+// migration service over an in-memory runtime, find each other through gossip, bootstrap
+// raft from it and elect a leader; the leader puts the configured evacuate-on-drain policy
+// in force, records the client's drain (announced in gossip from its config), and moves the
+// client's managed workload away with nobody asking; every server's ledger says completed.
+func TestClusterEvacuatesDrainedNode(t *testing.T) {
+	c := newTestCluster(t)
+	policyFile, err := filepath.Abs("testdata/evacuate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverExtra := fmt.Sprintf("server:\n  raft:\n    bind: %%s:0\n  bootstrap_expect: 3\n  policy_file: %s\n", policyFile)
+	rts := map[string]*migrate.FakeRuntime{}
+	var servers []*Agent
+	var seed string
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("s%d", i)
+		rts[name] = migrate.NewFakeRuntime(filepath.Join(c.dir, name, "engine"))
+		a := c.start(c.config(name, RoleServer, i, fmt.Sprintf(serverExtra, testIP(i))), seed, rts[name])
+		if seed == "" {
+			seed = a.GossipAddr()
+		}
+		servers = append(servers, a)
+	}
+	rts["c1"] = migrate.NewFakeRuntime(filepath.Join(c.dir, "c1", "engine"))
+	memory := []byte("the memory of w, which must survive the move")
+	wid := rts["c1"].Add("w", memory, map[string]string{migrate.LabelManaged: "true"})
+	client := c.start(c.config("c1", RoleClient, 4, "drain: true\n"), seed, rts["c1"])
+
+	// Membership: every agent sees all four alive, with their roles and addresses.
+	for _, a := range append(servers, client) {
+		waitFor(t, a.Config().Node+" to see 4 members", 20*time.Second, func() bool { return len(a.Gossip().View().Alive()) == 4 })
+	}
+	v := client.Gossip().View()
+	for _, s := range servers {
+		n, _ := v.Node(s.Config().Node)
+		if n.Labels[LabelRole] != RoleServer || n.Labels[LabelRaftAddr] != s.RaftAddr() || n.Labels[LabelMigrationAddr] != s.MigrationAddr() {
+			t.Fatalf("%s labels %v", n.Name, n.Labels)
+		}
+	}
+	if n, _ := v.Node("c1"); n.Labels[LabelRole] != RoleClient || !n.Drain || n.Labels["site"] != "site-4" {
+		t.Fatalf("c1 in gossip: drain %v labels %v", n.Drain, n.Labels)
+	}
+
+	// Raft: bootstrapped from gossip, one leader.
+	var leader *Agent
+	waitFor(t, "a raft leader", 30*time.Second, func() bool {
+		for _, s := range servers {
+			if s.ControlPlane().Server().IsLeader() {
+				leader = s
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("leader %s", leader.Config().Node)
+
+	// The workload moves off the drained client by itself.
+	var done *scheduler.Migration
+	waitFor(t, "the workload moved off the drained node", 60*time.Second, func() bool {
+		for _, s := range servers {
+			if !s.ControlPlane().Server().IsLeader() {
+				continue
+			}
+			for _, m := range s.ControlPlane().FSM().State().SortedMigrations() {
+				if m.Workload == wid && m.Phase == scheduler.PhaseCompleted {
+					done = m
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if done.Source != "c1" || done.Manual {
+		t.Fatalf("migration %+v", done)
+	}
+	t.Logf("migration %s: %s -> %s (%s)", done.ID, done.Source, done.Target, done.Reason)
+	for _, s := range servers {
+		waitFor(t, s.Config().Node+"'s ledger to say completed", 10*time.Second, func() bool {
+			st := s.ControlPlane().FSM().State()
+			m, ok := st.Migration(done.ID)
+			_, drained := st.Drained["c1"]
+			owner, _ := st.Owner(wid)
+			return ok && m.Phase == scheduler.PhaseCompleted && drained && owner == done.Target && st.Policy != nil && st.Policy.Name == "evacuate"
+		})
+	}
+	// Exactly one running copy, on the target, with its memory.
+	var where []string
+	for name, rt := range rts {
+		for _, w := range rt.Running() {
+			if w.ID == wid || w.Labels[migrate.LabelWorkload] == wid {
+				where = append(where, name)
+				if string(w.Memory) != string(memory) {
+					t.Fatalf("memory on %s: %q", name, w.Memory)
+				}
+			}
+		}
+	}
+	if len(where) != 1 || where[0] != done.Target {
+		t.Fatalf("workload runs on %v, ledger says %s", where, done.Target)
+	}
+	// The target's inventory shows it, through gossip, on the client too.
+	waitFor(t, "the moved workload in the target's gossiped inventory", 10*time.Second, func() bool {
+		n, _ := client.Gossip().View().Node(done.Target)
+		for _, ct := range n.Containers {
+			if ct.Labels[migrate.LabelWorkload] == wid {
+				return true
+			}
+		}
+		return false
+	})
+	if !c.log.has("configured policy put in force") || !c.log.has("node recorded drained") {
+		t.Fatal("the leader's duties were not logged")
+	}
+
+	// Graceful stop of the client: peers see it as left, not failed.
+	if err := client.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c1 seen as left", 10*time.Second, func() bool {
+		n, _ := leader.Gossip().View().Node("c1")
+		return n.Status.String() == "left"
+	})
+}
