@@ -20,7 +20,6 @@ import (
 	"github.com/godwit-io/godwit/gossip"
 	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/migrate"
-	"github.com/godwit-io/godwit/policy"
 	"github.com/godwit-io/godwit/scheduler"
 )
 
@@ -140,25 +139,11 @@ func New(cfg *Config, opts ...Option) (a *Agent, err error) {
 		}
 	}()
 
-	if err := a.loadIdentity(); err != nil {
+	m, err := cfg.readMaterials()
+	if err != nil {
 		return nil, err
 	}
-	var key []byte
-	if cfg.Gossip.KeyFile != "" {
-		if key, err = ReadGossipKey(cfg.Gossip.KeyFile); err != nil {
-			return nil, fmt.Errorf("gossip.key_file: %w", err)
-		}
-	}
-	if cfg.Server != nil && cfg.Server.PolicyFile != "" {
-		src, err := os.ReadFile(cfg.Server.PolicyFile)
-		if err != nil {
-			return nil, fmt.Errorf("server.policy_file: %w", err)
-		}
-		if _, err := policy.Parse(cfg.Server.PolicyFile, src); err != nil {
-			return nil, fmt.Errorf("server.policy_file: %w", err)
-		}
-		a.policy = &policyFile{name: filepath.Base(cfg.Server.PolicyFile), source: string(src)}
-	}
+	a.id, a.policy = m.id, m.policy
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -173,7 +158,7 @@ func New(cfg *Config, opts ...Option) (a *Agent, err error) {
 			return nil, err
 		}
 	}
-	if err := a.startGossip(key); err != nil {
+	if err := a.startGossip(m.key); err != nil {
 		return nil, err
 	}
 	// Recovery after Listen and gossip: settling a migration may need the peers.
@@ -200,23 +185,6 @@ func kickChan(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
-}
-
-func (a *Agent) loadIdentity() error {
-	id, err := pki.Load(pki.Files{CA: a.cfg.TLS.CA, Cert: a.cfg.TLS.Cert, Key: a.cfg.TLS.Key})
-	if err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
-	who := id.Identity()
-	want := pki.RoleClient
-	if a.cfg.Role == RoleServer {
-		want = pki.RoleServer
-	}
-	if who.Node != a.cfg.Node || who.Role != want {
-		return fmt.Errorf("tls.cert is the certificate of %s; this node is %s (%s)", who, a.cfg.Node, want)
-	}
-	a.id = id
-	return nil
 }
 
 func (a *Agent) openRuntime(o options) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -56,6 +57,17 @@ type Config struct {
 
 	// File is the config file's name, for messages (not in the file).
 	File string `yaml:"-"`
+	// keys are the positions of the fields given, by dotted path, for later messages.
+	keys map[string][2]int
+}
+
+// problem is a Problem at the field at path (the file's start when it was not given).
+func (c *Config) problem(path, format string, args ...any) Problem {
+	pos, ok := c.keys[path]
+	if !ok {
+		pos = [2]int{1, 1}
+	}
+	return Problem{File: c.File, Line: pos[0], Column: pos[1], Message: path + ": " + fmt.Sprintf(format, args...)}
 }
 
 // ListenConfig is where a service listens and what the others are told.
@@ -175,7 +187,10 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	cfg.File = file
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		d.at(nil, "the file is empty")
+		return nil, &ConfigError{Problems: d.sorted()}
+	} else if err != nil {
 		line := 1
 		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 			line, _ = strconv.Atoi(m[1])
@@ -193,11 +208,18 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	}
 	root := doc.Content[0]
 	d.decode(root, reflectValue(&cfg), "")
+	if root.Kind != yaml.MappingNode {
+		return nil, &ConfigError{Problems: d.sorted()}
+	}
 	cfg.validate(d, root)
 	if len(d.problems) > 0 {
 		return nil, &ConfigError{Problems: d.sorted()}
 	}
 	cfg.resolvePaths(filepath.Dir(file))
+	cfg.keys = map[string][2]int{}
+	for path, k := range d.keys {
+		cfg.keys[path] = [2]int{k.Line, k.Column}
+	}
 	return &cfg, nil
 }
 
@@ -252,7 +274,7 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 		d.atPath("gossip.insecure_no_encryption", root, "contradicts gossip.key_file: give one of them")
 	}
 	c.checkListen(d, root, "migration", c.Migration.Bind, c.Migration.Advertise)
-	if s := c.Server; s != nil {
+	if s := c.Server; s != nil && c.Role == RoleServer {
 		c.checkListen(d, root, "server.raft", s.Raft.Bind, s.Raft.Advertise)
 		if s.BootstrapExpect < 1 || s.BootstrapExpect > 9 {
 			d.atPath("server.bootstrap_expect", root, "must be 1..9 (3 or 5 in production), got %d", s.BootstrapExpect)

@@ -53,10 +53,13 @@ type decoder struct {
 	file     string
 	problems []Problem
 	keys     map[string]*yaml.Node
+	// failed are the paths whose values did not decode: validation says nothing more
+	// about them (a bad value is not also "required").
+	failed map[string]bool
 }
 
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, keys: map[string]*yaml.Node{}}
+	return &decoder{file: file, keys: map[string]*yaml.Node{}, failed: map[string]bool{}}
 }
 
 func (d *decoder) at(n *yaml.Node, format string, args ...any) {
@@ -64,14 +67,29 @@ func (d *decoder) at(n *yaml.Node, format string, args ...any) {
 	if n != nil && n.Line > 0 {
 		line, col = n.Line, n.Column
 	}
-	d.problems = append(d.problems, Problem{File: d.file, Line: line, Column: col, Message: fmt.Sprintf(format, args...)})
+	msg := fmt.Sprintf(format, args...)
+	if path, _, ok := strings.Cut(msg, ": "); ok {
+		d.failed[path] = true
+	}
+	d.problems = append(d.problems, Problem{File: d.file, Line: line, Column: col, Message: msg})
 }
 
-// atPath reports at the key of the field at path, or at fallback when the field was absent.
+// atPath reports at the key of the field at path or, when it was not given, at the key of
+// its nearest enclosing field that was (else at fallback). Nothing is reported for a path
+// whose value already failed to decode.
 func (d *decoder) atPath(path string, fallback *yaml.Node, format string, args ...any) {
+	if d.failed[path] {
+		return
+	}
 	n := d.keys[path]
-	if n == nil {
-		n = fallback
+	for p := path; n == nil; {
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			n = fallback
+			break
+		}
+		p = p[:i]
+		n = d.keys[p]
 	}
 	d.at(n, "%s: %s", path, fmt.Sprintf(format, args...))
 }
@@ -182,6 +200,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				continue
 			}
 			ev := reflect.New(v.Type().Elem()).Elem()
+			d.keys[path+"."+k.Value] = k
 			d.decode(val, ev, path+"."+k.Value)
 			m.SetMapIndex(reflect.ValueOf(k.Value), ev)
 		}
