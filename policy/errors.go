@@ -83,3 +83,24 @@ func (l *errorList) err() error {
 	})
 	return l.list
 }
+
+// ErrUnknownMigration is returned by Ledger.Advance when the ledger has no migration with
+// the given ID.
+var ErrUnknownMigration = errors.New("policy: unknown migration")
+
+// ErrInvalidTransition is wrapped by the TransitionError Ledger.Advance returns when the
+// transition table (MigrationState.CanBecome) forbids a step.
+var ErrInvalidTransition = errors.New("policy: invalid migration state transition")
+
+// TransitionError is a step the transition table forbids.
+type TransitionError struct {
+	ID       string
+	From, To MigrationState
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("policy: migration %s cannot go from %s to %s", e.ID, e.From, e.To)
+}
+
+// Unwrap makes every TransitionError an ErrInvalidTransition.
+func (e *TransitionError) Unwrap() error { return ErrInvalidTransition }

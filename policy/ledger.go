@@ -34,27 +34,28 @@ type ConditionStat struct {
 // follows: enough to average a day's spikes, few enough to follow a change of season.
 const conditionStatWindow = 50
 
-// MigrationState is the phase a migration is in.
-type MigrationState string
-
-// Migration states. Completed, Failed and RolledBack are terminal; every other state is
-// in flight and counts toward concurrency limits.
-const (
-	StatePlanned       MigrationState = "planned"
-	StateCheckpointing MigrationState = "checkpointing"
-	StateTransferring  MigrationState = "transferring"
-	StateRestoring     MigrationState = "restoring"
-	StateCompleted     MigrationState = "completed"
-	StateFailed        MigrationState = "failed"
-	StateRolledBack    MigrationState = "rolled-back"
-)
-
-// Terminal reports whether s is a final state.
-func (s MigrationState) Terminal() bool {
-	return s == StateCompleted || s == StateFailed || s == StateRolledBack
-}
-
 // MigrationRecord is one migration of one container, in flight or finished.
+//
+// How a migration in flight (any state that is not terminal, in-doubt included) counts, in
+// Evaluate and Commit alike:
+//
+//   - On its source, the container's CPU and memory count until the migration completes:
+//     the view shows the container there (an agent measures what runs on it, and the
+//     source keeps its copy until the target has confirmed a running restore), and the
+//     ledger adds nothing.
+//   - On its target, the container's CPU and memory are reserved from the moment the
+//     record is planned, from the ledger, so that two plans do not fill the same node.
+//     The view must not count it there as well: a view shows what runs, and the target
+//     runs nothing of it until the restore. When the view already shows the container on
+//     the target, the view counts it and the ledger reserves nothing. Either way it is
+//     counted exactly once on each of the two nodes.
+//   - It counts once toward maxConcurrent, and once toward maxConcurrentPerNode of its
+//     source and of its target.
+//   - Nothing else moves the container while it is in flight or in doubt.
+//
+// Within one evaluation Evaluate also projects the load of the moves it has just decided
+// off their sources, to score the next ones; the capacity they leave stays held on the
+// source (headroom) until the migration completes, as above.
 type MigrationRecord struct {
 	// ID identifies the migration; phases are idempotent per ID.
 	ID string `json:"id"`
