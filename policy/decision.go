@@ -102,12 +102,16 @@ const (
 	ReasonPinned       Reason = "pinned"        // godwit.io/pin keeps it where it is
 	ReasonNoTrigger    Reason = "no-trigger"    // no active trigger covers it
 	ReasonInFlight     Reason = "in-flight"     // a migration of it is under way
+	ReasonInDoubt      Reason = "in-doubt"      // a migration of it is in doubt, not settled
 	ReasonCooldown     Reason = "cooldown"      // it moved too recently
 	ReasonWindow       Reason = "window"        // outside the allowed time windows
 	ReasonMemoryLimit  Reason = "memory-limit"  // too big for live migration
 	ReasonSourceDown   Reason = "source-unavailable"
 	ReasonUnknownNode  Reason = "unknown-node" // the view has no such node
 	ReasonNoCandidate  Reason = "no-candidate" // no target passed the constraints
+	// Why Commit refuses a decision whose view is out of date: the container is no longer
+	// in the view, or no longer on the decision's source.
+	ReasonStale Reason = "stale"
 
 	// Why a target is rejected (also a container's reason when every target fails it).
 	ReasonSameNode      Reason = "same-node"

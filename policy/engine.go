@@ -308,6 +308,9 @@ func (e *evaluation) screen(it *item) bool {
 	}
 	h := e.hist[c.ID]
 	it.hist = h
+	if h != nil && h.inDoubt {
+		return stay(ReasonInDoubt, "a migration of it is in doubt until the nodes settle it")
+	}
 	if h != nil && h.inflight {
 		return stay(ReasonInFlight, "a migration of it is under way")
 	}
@@ -727,6 +730,8 @@ func (e *evaluation) apply(it *item, t int) {
 	s, d := &e.nodes[it.src], &e.nodes[t]
 	s.cpu -= it.c.CPU
 	s.mem -= float64(it.c.MemoryBytes)
+	s.heldCPU += it.c.CPU // its capacity stays taken until it completes
+	s.heldMem += float64(it.c.MemoryBytes)
 	s.count--
 	s.inflight++
 	d.cpu += it.c.CPU

@@ -10,20 +10,30 @@ import (
 // nodeState is a node as the engine tracks it during one evaluation: its load moves as the
 // evaluation commits decisions.
 type nodeState struct {
-	node           *Node
-	site           int
-	cpu, mem       float64 // in use, cores and bytes
-	cpuCap, memCap float64
-	count          int
-	inflight       int  // migrations touching this node
-	usable         bool // may receive containers: available and not drained
-	activeTriggers []string
-	horizon        float64 // cost-benefit: longest expected remaining duration of its conditions, s
+	node     *Node
+	site     int
+	cpu, mem float64 // in use, cores and bytes
+	// heldCPU and heldMem are what the moves this evaluation decided off the node still
+	// hold on it: their load leaves cpu and mem (the plan's projection, for scoring) but
+	// their capacity stays taken until they complete (headroom). See MigrationRecord.
+	heldCPU, heldMem float64
+	cpuCap, memCap   float64
+	count            int
+	inflight         int  // migrations touching this node
+	usable           bool // may receive containers: available and not drained
+	activeTriggers   []string
+	horizon          float64 // cost-benefit: longest expected remaining duration of its conditions, s
 }
 
 func (n *nodeState) cpuUtil() float64 { return util(n.cpu, n.cpuCap) }
 func (n *nodeState) memUtil() float64 { return util(n.mem, n.memCap) }
 func (n *nodeState) load() float64    { return max(n.cpuUtil(), n.memUtil()) }
+
+// taken is the CPU and memory taken on n with c on it as well: what runs or is reserved
+// there, what moves decided off it still hold, and c.
+func (n *nodeState) taken(c *Container) (cpu, mem float64) {
+	return n.cpu + n.heldCPU + c.CPU, n.mem + n.heldMem + float64(c.MemoryBytes)
+}
 
 func util(used, capacity float64) float64 {
 	if capacity <= 0 {
@@ -34,7 +44,8 @@ func util(used, capacity float64) float64 {
 
 // history is what the ledger says about one container.
 type history struct {
-	inflight bool
+	inflight bool      // a migration in flight or in doubt holds it
+	inDoubt  bool      // that migration is in doubt
 	last     time.Time // latest start or end of any migration
 	left     []departure
 }
@@ -174,13 +185,6 @@ func (e *evaluation) index(ledger *Ledger) {
 
 	// The ledger: in-flight migrations, last moves, departures.
 	e.hist = map[string]*history{}
-	cont := func(id string) *Container { // e.containers is in ID order
-		i, ok := slices.BinarySearchFunc(e.containers, id, func(c *Container, id string) int { return cmp.Compare(c.ID, id) })
-		if !ok {
-			return nil
-		}
-		return e.containers[i]
-	}
 	for i := range ledger.Migrations {
 		m := &ledger.Migrations[i]
 		h := e.hist[m.Container]
@@ -197,8 +201,9 @@ func (e *evaluation) index(ledger *Ledger) {
 		}
 		from, okF := e.nodeIdx[m.From]
 		to, okT := e.nodeIdx[m.To]
-		if !m.State.Terminal() {
+		if m.State.InFlight() {
 			h.inflight = true
+			h.inDoubt = h.inDoubt || m.State == StateInDoubt
 			e.inflight++
 			if okF && okT {
 				if e.siteFlights == nil {
@@ -212,16 +217,26 @@ func (e *evaluation) index(ledger *Ledger) {
 			if okT {
 				e.nodes[to].inflight++
 				// Reserve the container's load on the target until the view shows it
-				// there, so that two evaluations do not fill the same node.
-				if c := cont(m.Container); c != nil && c.Node != m.To {
-					e.nodes[to].cpu += c.CPU
-					e.nodes[to].mem += float64(c.MemoryBytes)
+				// there, so that two evaluations do not fill the same node; on the
+				// source the view counts it (MigrationRecord says why).
+				if c := e.container(m.Container); c != nil {
+					e.reserve(c, to)
 				}
 			}
 		} else if m.State == StateCompleted && okF {
 			h.left = append(h.left, departure{node: from, at: at})
 		}
 	}
+}
+
+// reserve holds c's CPU and memory on node t for a migration of c to t in flight, unless
+// the view already shows c there: counted exactly once.
+func (e *evaluation) reserve(c *Container, t int) {
+	if c.Node == e.nodes[t].node.ID {
+		return
+	}
+	e.nodes[t].cpu += c.CPU
+	e.nodes[t].mem += float64(c.MemoryBytes)
 }
 
 func (e *evaluation) site(name string) int {

@@ -140,8 +140,8 @@ func (e *evaluation) fits(c *Container, n *nodeState) bool {
 	if !n.usable {
 		return false
 	}
-	return util(n.cpu+c.CPU, n.cpuCap) <= 1-k.HeadroomCPU &&
-		util(n.mem+float64(c.MemoryBytes), n.memCap) <= 1-k.HeadroomMemory
+	cpu, mem := n.taken(c)
+	return util(cpu, n.cpuCap) <= 1-k.HeadroomCPU && util(mem, n.memCap) <= 1-k.HeadroomMemory
 }
 
 // gains returns each objective's weighted gain of moving it to t.
@@ -210,9 +210,10 @@ func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 	switch cand.Rejected {
 	case ReasonHeadroom:
 		b = append(b, "CPU would be "...)
-		b = appendPct(b, util(n.cpu+it.c.CPU, n.cpuCap))
+		cpu, mem := n.taken(it.c)
+		b = appendPct(b, util(cpu, n.cpuCap))
 		b = append(b, " and memory "...)
-		b = appendPct(b, util(n.mem+float64(it.c.MemoryBytes), n.memCap))
+		b = appendPct(b, util(mem, n.memCap))
 		b = append(b, " of "...)
 		b = append(b, n.node.ID...)
 		b = append(b, ", limits "...)
