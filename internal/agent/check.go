@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/policy"
@@ -57,6 +58,9 @@ func (c *Config) readMaterials() (*materials, error) {
 		}
 	}
 	if len(probs) > 0 {
+		sort.SliceStable(probs, func(i, j int) bool {
+			return probs[i].Line < probs[j].Line || probs[i].Line == probs[j].Line && probs[i].Column < probs[j].Column
+		})
 		return nil, &ConfigError{Problems: probs}
 	}
 	return &m, nil

@@ -182,10 +182,10 @@ func TestConfigCheck(t *testing.T) {
 	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
 		t.Fatalf("%v", err)
 	}
-	if p := ce.Problems[0].String(); !strings.HasPrefix(p, filepath.Join(dir, "agent.yaml")+":18:3: tls.cert: ") {
+	if p := ce.Problems[0].String(); !strings.HasPrefix(p, filepath.Join(dir, "agent.yaml")+":9:3: gossip.key_file: ") || !strings.Contains(p, "not base64") {
 		t.Errorf("got %s", p)
 	}
-	if p := ce.Problems[1].String(); !strings.Contains(p, ":9:3: gossip.key_file: ") || !strings.Contains(p, "not base64") {
+	if p := ce.Problems[1].String(); !strings.HasPrefix(p, filepath.Join(dir, "agent.yaml")+":18:3: tls.cert: ") {
 		t.Errorf("got %s", p)
 	}
 }
