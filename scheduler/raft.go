@@ -75,6 +75,8 @@ type ServerConfig struct {
 	// raft state there rejoins with it and never bootstraps again.
 	DataDir string
 	// BindAddr is where raft listens, host:port (port 0 picks one; Server.Addr says which).
+	// When its host is a specific IP, connections to other servers leave from it too, so a
+	// server is one address to the network and to firewall rules.
 	BindAddr string
 	// AdvertiseAddr is the address the other servers dial, IP:port; empty means the address
 	// bound, which then must be a specific IP.

@@ -356,6 +356,8 @@ func (s *tlsStreamLayer) queryStatus(ctx context.Context, name, addr string) (ra
 		deadline = d
 	}
 	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }) // cancelled: give up now
+	defer stop()
 	var st raftStatus
 	if err := json.NewDecoder(io.LimitReader(conn, maxStatusBytes)).Decode(&st); err != nil {
 		return raftStatus{}, fmt.Errorf("scheduler: status of raft server %s at %s: %w", name, addr, err)
