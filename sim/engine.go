@@ -108,7 +108,6 @@ type flight struct {
 	end       time.Duration
 	predicted policy.Prediction
 	fail      bool
-	ledgerIdx int
 	// obs is what the migration measures, for refitting the planner's model.
 	obs policy.Observation
 }
@@ -409,31 +408,43 @@ func (w *world) run() error {
 
 func (w *world) at() time.Time { return w.sc.Start.Add(w.now) }
 
-// decide runs the planner and starts its moves, re-checking each against the state it is
-// about to change (a planner's view may be stale, as the leader's can be).
+// decide runs the planner and starts its moves. It takes the leader's path: the decisions
+// go through policy.Commit, which re-checks each against the view and the ledger it joins
+// (as that ledger grows with the ones accepted before it), and only the records it accepts
+// become migrations.
 func (w *world) decide() {
 	w.updateView()
 	w.trimLedger()
 	if ms, ok := w.planner.(ModelSetter); ok {
 		ms.SetModel(w.model)
 	}
-	res := w.planner.Plan(&w.view, &w.ledger, w.at())
+	now := w.at()
+	res := w.planner.Plan(&w.view, &w.ledger, now)
 	w.rec.explanations(res.Explanations)
-	for _, d := range res.Decisions {
-		ci, ok := w.containerIndex(d.Container)
-		if !ok {
-			w.rec.stale++
-			continue
-		}
-		to, ok := w.nodeIndex[d.To]
-		c := &w.containers[ci]
-		if !ok || w.flights[ci] != nil || w.nodes[c.node].spec.Name != d.From || to == c.node ||
-			w.nodes[to].down || w.nodes[c.node].down {
-			w.rec.stale++
-			continue
-		}
-		w.start(ci, to)
+	committed, refused := policy.Commit(w.view, w.commitPolicy(), w.ledger, res.Decisions, now)
+	w.rec.refused(refused)
+	for _, c := range committed {
+		// Commit accepted it against this very view: the container and its target exist.
+		ci, _ := w.containerIndex(c.Record.Container)
+		w.start(ci, w.nodeIndex[c.Record.To], c.Record)
 	}
+}
+
+// unconstrained is the policy the baselines' decisions are committed under: no limits of
+// godwit's own (no concurrency caps, cooldown or ping-pong window, a target may fill up),
+// only what any migration needs (the container where the decision says, not already
+// moving, both nodes up, the target not drained and with room). Each baseline applies its
+// own limits when it plans.
+var unconstrained = &policy.Policy{}
+
+// commitPolicy is the policy whose constraints policy.Commit re-checks decisions against:
+// the policy arm's own (DefaultPolicy when it has none, as for Evaluate), unconstrained
+// for the baselines.
+func (w *world) commitPolicy() *policy.Policy {
+	if pp, ok := w.planner.(*PolicyPlanner); ok {
+		return pp.Policy
+	}
+	return unconstrained
 }
 
 func (w *world) containerIndex(id string) (int, bool) {
@@ -447,9 +458,11 @@ func (w *world) containerIndex(id string) (int, bool) {
 	return i, ok
 }
 
-// start begins a migration of container ci to node to. It takes the cost model's
-// predicted time for the modelled link, times a seeded log-normal noise factor.
-func (w *world) start(ci, to int) {
+// start begins the migration of container ci to node to that policy.Commit accepted as
+// rec. It takes the cost model's predicted time for the modelled link, times a seeded
+// log-normal noise factor. The ledger records it planned, then preparing (the source has
+// the order) at once.
+func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 	c := &w.containers[ci]
 	from := c.node
 	a, b := w.nodes[from].site, w.nodes[to].site
@@ -480,7 +493,7 @@ func (w *world) start(ci, to int) {
 		id:        w.planner.Name() + "-" + strconv.Itoa(w.migSeq),
 		container: ci, from: from, to: to,
 		start: w.now, freeze: w.now + overhead, end: w.now + overhead + downtime,
-		predicted: pred, fail: fail, ledgerIdx: len(w.ledger.Migrations),
+		predicted: pred, fail: fail,
 		obs: policy.Observation{
 			MemoryBytes: c.memBytes,
 			Checkpoint:  time.Duration(float64(truth.Checkpoint) * factor),
@@ -490,10 +503,9 @@ func (w *world) start(ci, to int) {
 	}
 	w.flights[ci] = f
 	c.frozenFrom, c.frozenUntil = f.freeze, f.end
-	w.ledger.Migrations = append(w.ledger.Migrations, policy.MigrationRecord{
-		ID: f.id, Container: c.spec.Name, From: w.nodes[from].spec.Name, To: w.nodes[to].spec.Name,
-		Start: w.at(), State: policy.StateTransferring, MemoryBytes: c.memBytes,
-	})
+	rec.ID = f.id
+	w.ledger.Migrations = append(w.ledger.Migrations, rec)
+	w.advance(f, policy.StatePreparing)
 	// Capacity is now held on the target as well.
 	w.nodes[to].cpu += c.cpu
 	w.nodes[to].mem += float64(c.memBytes)
@@ -510,13 +522,17 @@ func (w *world) finish(ci int) {
 	delete(w.flights, ci)
 	w.fresh = -1
 	c := &w.containers[ci]
-	r := w.ledgerRecord(f)
-	r.End = w.at()
-	r.Downtime = f.end - f.freeze
-	if f.fail || w.nodes[f.to].down {
-		r.State = policy.StateRolledBack
-	} else {
-		r.State = policy.StateCompleted
+	completed := !f.fail && !w.nodes[f.to].down
+	switch {
+	case completed:
+		w.advance(f, policy.StateCompleted)
+	case w.now < f.freeze:
+		w.advance(f, policy.StateFailed) // aborted before the freeze: nothing changed
+	default:
+		w.advance(f, policy.StateRolledBack)
+	}
+	w.ledgerRecord(f).Downtime = max(0, f.end-f.freeze)
+	if completed {
 		c.node = f.to
 		if !w.cfg.FixedModel {
 			w.obs = append(w.obs, f.obs)
@@ -526,7 +542,15 @@ func (w *world) finish(ci int) {
 			w.model = policy.Fit(w.cfg.Model, w.obs, 0)
 		}
 	}
-	w.rec.finished(f, r.State == policy.StateCompleted)
+	w.rec.finished(f, completed)
+}
+
+// advance records f's step to state to in the ledger, through the transition table, as
+// the leader's state machine records a node's report.
+func (w *world) advance(f *flight, to policy.MigrationState) {
+	if err := w.ledger.Advance(f.id, to, w.at()); err != nil {
+		panic("sim: " + err.Error()) // the simulator broke its own ledger
+	}
 }
 
 // ledgerRecord finds f's record (the ledger may have been trimmed since it started).

@@ -349,7 +349,7 @@ func TestInFlightHeldOnce(t *testing.T) {
 	from := c.node
 	to := (from + 1) % len(w.nodes)
 	before := w.nodes[to].cpu
-	w.start(ci, to)
+	startMigration(t, w, ci, to)
 	if got, want := w.nodes[to].cpu, before+c.cpu; got != want {
 		t.Fatalf("simulated target load %v, want %v (held once)", got, want)
 	}
@@ -391,8 +391,8 @@ func TestConcurrentMigrationsShareTheLink(t *testing.T) {
 	if len(pair) < 2 || to < 0 {
 		t.Fatal("small scenario lacks two equal containers on site a and a node on site b")
 	}
-	w.start(pair[0], to)
-	w.start(pair[1], to)
+	startMigration(t, w, pair[0], to)
+	startMigration(t, w, pair[1], to)
 	f0, f1 := w.flights[pair[0]], w.flights[pair[1]]
 	rtt := w.net.rtt[w.nodes[f0.from].site][w.nodes[to].site]
 	if got, want := f1.predicted.Transfer-rtt, 2*(f0.predicted.Transfer-rtt); got < want-time.Millisecond || got > want+time.Millisecond {
@@ -445,5 +445,70 @@ func TestCostModelRefitted(t *testing.T) {
 	}
 	if pp2.Model != model {
 		t.Error("FixedModel: the planner's model changed")
+	}
+}
+
+// startMigration moves container ci to node to the way decide does: the decision goes
+// through policy.Commit against the simulator's view and ledger, and only an accepted
+// record starts.
+func startMigration(t *testing.T, w *world, ci, to int) {
+	t.Helper()
+	w.updateView()
+	d := policy.Decision{Container: w.containers[ci].spec.Name, From: w.nodes[w.containers[ci].node].spec.Name,
+		To: w.nodes[to].spec.Name}
+	committed, refused := policy.Commit(w.view, w.commitPolicy(), w.ledger, []policy.Decision{d}, w.at())
+	if len(committed) != 1 {
+		t.Fatalf("%s to %s refused: %+v", d.Container, d.To, refused)
+	}
+	w.start(ci, to, committed[0].Record)
+}
+
+// scriptedPlanner returns the same decisions at every evaluation, whatever it is shown.
+type scriptedPlanner struct{ decisions []policy.Decision }
+
+func (*scriptedPlanner) Name() string { return "scripted" }
+
+func (s *scriptedPlanner) Plan(*policy.ClusterView, *policy.Ledger, time.Time) PlanResult {
+	return PlanResult{Decisions: s.decisions}
+}
+
+// TestDecisionsGoThroughCommit checks that the simulator starts only what policy.Commit
+// accepts, counts the rest by Commit's reason, and records each migration's steps through
+// the transition table (planned, preparing, then its outcome).
+func TestDecisionsGoThroughCommit(t *testing.T) {
+	sc := loadSmall(t)
+	sc.Events = nil
+	sc.Migration.FailureRate = 0
+	sc.Duration = 3 * sc.DecisionInterval // three evaluations
+	w := newWorld(sc, &Config{Model: policy.DefaultCostModel()}, nil)
+	c := w.containers[0].spec.Name
+	from := w.nodes[w.containers[0].node].spec.Name
+	other := w.nodes[(w.containers[0].node+1)%len(w.nodes)].spec.Name
+	planner := &scriptedPlanner{decisions: []policy.Decision{
+		{Container: c, From: from, To: other},        // starts, and ends before the next evaluation
+		{Container: c, From: from, To: other},        // the same again: in flight by now
+		{Container: "nobody", From: from, To: other}, // not in the view
+		{Container: w.containers[1].spec.Name, From: w.nodes[w.containers[1].node].spec.Name, To: "nowhere"},
+	}}
+	w.planner = planner
+	if err := w.run(); err != nil {
+		t.Fatal(err)
+	}
+	res := w.result.Summary
+	if res.Migrations != 1 || res.Completed != 1 {
+		t.Fatalf("%d migrations started, %d completed: want 1 and 1", res.Migrations, res.Completed)
+	}
+	// The first evaluation refuses the duplicate (in flight), the stranger (stale) and
+	// the unknown node; the next two, once c has moved, both moves of c as stale too.
+	want := []ReasonCount{{policy.ReasonInFlight, 1}, {policy.ReasonStale, 7}, {policy.ReasonUnknownNode, 3}}
+	if d := cmp.Diff(want, res.Refused); d != "" || res.StaleDecisions != 11 {
+		t.Errorf("refusals (-want +got):\n%s\n%d in all", d, res.StaleDecisions)
+	}
+	if n := len(w.ledger.Migrations); n != 1 {
+		t.Fatalf("%d ledger records, want 1", n)
+	}
+	if r := w.ledger.Migrations[0]; r.Container != c || r.From != from || r.To != other || r.State != policy.StateCompleted ||
+		r.End.IsZero() || r.Downtime <= 0 {
+		t.Errorf("ledger record %+v", r)
 	}
 }

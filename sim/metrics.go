@@ -80,8 +80,11 @@ type Summary struct {
 	// NodeFailures and Restarts (cold restarts after a failure).
 	NodeFailures int `json:"nodeFailures"`
 	Restarts     int `json:"restarts"`
-	// StaleDecisions were refused on re-check against the simulated state.
-	StaleDecisions int `json:"staleDecisions"`
+	// StaleDecisions are the decisions policy.Commit refused on re-check against the
+	// simulated state (the view and the ledger they would join); Refused counts them by
+	// reason, sorted by reason.
+	StaleDecisions int           `json:"staleDecisions"`
+	Refused        []ReasonCount `json:"refused,omitempty"`
 	// Reasons counts the decision engine's reasons for managed containers over all
 	// evaluations (policy arm only), sorted by reason.
 	Reasons []ReasonCount `json:"reasons,omitempty"`
@@ -173,6 +176,7 @@ type recorder struct {
 	migs     []MigrationLog
 	lastMig  []int // index in migs of each container's last completed migration, -1: none
 	reasons  map[policy.Reason]int
+	refusals map[policy.Reason]int
 	nodeUtil [][]float32
 
 	stale, failures, restarts                                 int
@@ -181,7 +185,8 @@ type recorder struct {
 }
 
 func newRecorder(w *world) *recorder {
-	r := &recorder{w: w, hist: newHistogram(), total: newHistogram(), reasons: map[policy.Reason]int{}}
+	r := &recorder{w: w, hist: newHistogram(), total: newHistogram(), reasons: map[policy.Reason]int{},
+		refusals: map[policy.Reason]int{}}
 	r.lastMig = make([]int, len(w.containers))
 	for i := range r.lastMig {
 		r.lastMig[i] = -1
@@ -222,6 +227,13 @@ func (r *recorder) finished(f *flight, completed bool) {
 			}
 		}
 		r.lastMig[f.container] = idx
+	}
+}
+
+func (r *recorder) refused(rs []policy.Refusal) {
+	for _, x := range rs {
+		r.stale++
+		r.refusals[x.Reason]++
 	}
 }
 
@@ -345,6 +357,10 @@ func (r *recorder) finish() {
 		sum.Reasons = append(sum.Reasons, ReasonCount{Reason: reason, Count: n})
 	}
 	sort.Slice(sum.Reasons, func(i, j int) bool { return sum.Reasons[i].Reason < sum.Reasons[j].Reason })
+	for reason, n := range r.refusals {
+		sum.Refused = append(sum.Refused, ReasonCount{Reason: reason, Count: n})
+	}
+	sort.Slice(sum.Refused, func(i, j int) bool { return sum.Refused[i].Reason < sum.Refused[j].Reason })
 	w.result = &Result{Arm: sum.Arm, Samples: r.samples, Migrations: r.migs, Summary: sum, NodeUtil: r.nodeUtil}
 	if w.cfg.KeepNodeSeries {
 		for i := range w.nodes {
