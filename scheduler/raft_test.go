@@ -382,3 +382,39 @@ func TestServerSnapshotCatchUp(t *testing.T) {
 		}
 	}
 }
+
+// TestServerMovesAddress restarts a server from its data directory on another address, as
+// after a DHCP change at an edge site: discovery reports the new address, the leader
+// updates the configuration, and the server keeps its vote and catches up.
+func TestServerMovesAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real raft over TLS sockets; skipped with -short")
+	}
+	c := newRaftCluster(t)
+	for i, name := range []string{"m1", "m2", "m3"} {
+		c.start(name, 61+i, 3)
+	}
+	c.setPeers()
+	c.apply("a", 3)
+	c.converged(3)
+	var moved string
+	for name, s := range c.servers {
+		if !s.IsLeader() {
+			moved = name
+			break
+		}
+	}
+	c.stop(moved)
+	cfg := c.cfgs[moved]
+	cfg.BindAddr = raftTestIP(69) + ":0"
+	c.cfgs[moved] = cfg
+	c.ips[moved] = raftTestIP(69)
+	s := c.start(moved, 69, 3)
+	c.setPeers()
+	raftEventually(t, 30*time.Second, moved+" a voter at its new address", func() bool {
+		conf, err := c.leader().Configuration()
+		return err == nil && slices.Contains(conf, ServerInfo{Name: moved, Addr: s.Addr(), Voter: true})
+	})
+	c.apply("b", 3)
+	c.converged(6)
+}
