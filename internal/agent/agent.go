@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -443,6 +444,9 @@ func (a *Agent) inventoryLoop(ctx context.Context) {
 	var ids []string
 	if _, ok := a.inv.(DockerInventory); ok {
 		cg = gossip.NewCgroupLoadSource("/sys/fs/cgroup", func() []string { return ids })
+		if p := strings.Trim(a.cfg.Docker.CgroupParent, "/"); p != "" {
+			cg.Patterns = []string{p + "/%s"}
+		}
 	}
 	var last []gossip.Container
 	published := false

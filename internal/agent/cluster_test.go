@@ -250,7 +250,7 @@ func TestClusterEvacuatesDrainedNode(t *testing.T) {
 			m, ok := st.Migration(done.ID)
 			_, drained := st.Drained["c1"]
 			owner, _ := st.Owner(wid)
-			return ok && m.Phase == scheduler.PhaseCompleted && drained && owner == done.Target && st.Policy != nil && st.Policy.Name == "evacuate"
+			return ok && m.Phase == scheduler.PhaseCompleted && drained && owner == done.Target && st.Policy != nil && st.Policy.Name == "evacuate" && st.Policy.Version == 1
 		})
 	}
 	// Exactly one running copy, on the target, with its memory.

@@ -116,6 +116,9 @@ type DockerSection struct {
 	Host     string `yaml:"host"`
 	DataRoot string `yaml:"data_root"`
 	RuncRoot string `yaml:"runc_root"`
+	// CgroupParent is the engine's --cgroup-parent, when it has one: where the agent
+	// reads its containers' memory and CPU use. Empty: Docker's default places.
+	CgroupParent string `yaml:"cgroup_parent"`
 }
 
 // TLSFiles are the node's certificate files (`godwit tls cert create`).
