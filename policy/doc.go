@@ -18,6 +18,12 @@
 //   - Evaluate is the engine: (view, policy, cost model, ledger, now) -> Plan. The Plan
 //     holds the moves (Decision), an Explanation with a typed Reason for every managed
 //     container, and the trigger state to pass back next time.
+//   - Commit is the one step from a plan to ledger entries, for the leader and the
+//     simulator alike: (view, policy, ledger, decisions, now) -> the records to add and the
+//     refusals, each decision re-checked against the ledger as it grows, with a typed
+//     Reason. MigrationState.CanBecome (and Ledger.Advance) is the ledger's transition
+//     table; MigrationRecord says how a migration in flight counts on its source and
+//     target.
 //   - CostModel predicts a stop-and-copy migration's checkpoint, transfer and restore
 //     time from the container's memory; Fit refits it robustly from measured migrations.
 //
