@@ -106,6 +106,20 @@ func summaryRows(arms []Summary) [][]string {
 		}),
 		row("unavailable user-minutes", func(s Summary) string { return ff(s.UnavailableUserMinutes, 0) }),
 		row("node failures / cold restarts", func(s Summary) string { return fmt.Sprintf("%d / %d", s.NodeFailures, s.Restarts) }),
+		row("decisions refused on commit", func(s Summary) string {
+			out := strconv.Itoa(s.StaleDecisions)
+			for i, r := range s.Refused {
+				sep := ", "
+				if i == 0 {
+					sep = " ("
+				}
+				out += sep + string(r.Reason) + " " + strconv.Itoa(r.Count)
+			}
+			if len(s.Refused) > 0 {
+				out += ")"
+			}
+			return out
+		}),
 	}
 }
 
