@@ -343,3 +343,107 @@ func BenchmarkCommit(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(plan.Decisions)), "decisions")
 }
+
+// On random clusters and random decisions (not the engine's: any container to any node),
+// what Commit accepts never breaks a limit it guards, checked with accounting of its own:
+// one migration per container at a time, both nodes up, the target not drained, the
+// concurrency limits with the ledger's migrations in flight, cooldown, ping-pong, and the
+// target's headroom with every migration in flight to it reserved once and every one
+// leaving a node still counted there.
+func TestPropertyCommitKeepsLimits(t *testing.T) {
+	var accepted, refusedN int
+	for seed := range uint64(80) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		n := 3 + rng.IntN(30)
+		v, l := randomCluster(rng, n, n*(1+rng.IntN(10)))
+		p := randomPolicy(rng)
+		p.Constraints.Cooldown = time.Duration(rng.IntN(3)) * 30 * time.Minute
+		p.Constraints.PingPongWindow = time.Duration(rng.IntN(3)) * time.Hour
+		if rng.IntN(3) == 0 {
+			p.Constraints.MaxConcurrent, p.Constraints.MaxConcurrentPerNode = 0, 0
+		}
+		now := t0
+		var ds []Decision
+		for range 1 + rng.IntN(3*n) {
+			c := v.Containers[rng.IntN(len(v.Containers))]
+			from := c.Node
+			if rng.IntN(10) == 0 {
+				from = v.Nodes[rng.IntN(n)].ID // a stale decision
+			}
+			ds = append(ds, Decision{Container: c.ID, From: from, To: v.Nodes[rng.IntN(n)].ID})
+		}
+		committed, refused := Commit(v, p, l, ds, now)
+		accepted += len(committed)
+		refusedN += len(refused)
+
+		nodes, ctrs := map[string]Node{}, map[string]Container{}
+		cpu, mem := map[string]float64{}, map[string]float64{}
+		for _, nd := range v.Nodes {
+			nodes[nd.ID] = nd
+			cpu[nd.ID], mem[nd.ID] = nd.UsedCPU, float64(nd.UsedMemoryBytes)
+		}
+		for _, c := range v.Containers {
+			ctrs[c.ID] = c
+		}
+		busy, perNode, inflight := map[string]bool{}, map[string]int{}, 0
+		reserve := func(container, to string) {
+			if c, ok := ctrs[container]; ok && c.Node != to {
+				cpu[to] += c.CPU
+				mem[to] += float64(c.MemoryBytes)
+			}
+		}
+		for _, m := range l.Migrations {
+			if !m.State.Terminal() {
+				busy[m.Container] = true
+				inflight++
+				perNode[m.From]++
+				perNode[m.To]++
+				reserve(m.Container, m.To)
+			}
+		}
+		k := p.Constraints
+		for _, cm := range committed {
+			r := cm.Record
+			fail := func(what string) { t.Errorf("seed %d: %s %s->%s accepted: %s", seed, r.Container, r.From, r.To, what) }
+			c, from, to := ctrs[r.Container], nodes[r.From], nodes[r.To]
+			switch {
+			case c.Node != r.From || r.From == r.To:
+				fail("not where it runs")
+			case busy[r.Container]:
+				fail("already in flight")
+			case from.Unavailable || to.Unavailable || to.Drained:
+				fail("endpoints")
+			}
+			inflight++
+			perNode[r.From]++
+			perNode[r.To]++
+			if k.MaxConcurrent > 0 && inflight > k.MaxConcurrent {
+				fail("maxConcurrent")
+			}
+			if k.MaxConcurrentPerNode > 0 && (perNode[r.From] > k.MaxConcurrentPerNode || perNode[r.To] > k.MaxConcurrentPerNode) {
+				fail("maxConcurrentPerNode")
+			}
+			for _, m := range l.Migrations {
+				last := m.Start
+				if m.End.After(last) {
+					last = m.End
+				}
+				if m.Container == r.Container && now.Sub(last) < k.Cooldown {
+					fail("cooldown")
+				}
+				if m.Container == r.Container && m.State == StateCompleted && m.From == r.To && now.Sub(last) < k.PingPongWindow {
+					fail("ping-pong")
+				}
+			}
+			reserve(r.Container, r.To)
+			if cpu[r.To] > to.CPUCores*(1-k.HeadroomCPU)+1e-9 || mem[r.To] > float64(to.MemoryBytes)*(1-k.HeadroomMemory)+1 {
+				fail("headroom")
+			}
+			busy[r.Container] = true
+		}
+	}
+	if accepted == 0 || refusedN == 0 {
+		t.Fatalf("%d accepted, %d refused: the property is vacuous", accepted, refusedN)
+	}
+	t.Logf("%d accepted, %d refused", accepted, refusedN)
+}
