@@ -62,10 +62,11 @@ func copyLedger(l *policy.Ledger) policy.Ledger {
 		ConditionStats: slices.Clone(l.ConditionStats)}
 }
 
-// TestDecisionsAreTheEngines proves the simulator runs godwit's decision engine: at every
-// evaluation, policy.Evaluate on the same view, policy, cost model, ledger and time returns
-// exactly the decisions the simulator acted on, and the simulator started exactly those
-// migrations.
+// TestDecisionsAreTheEngines proves the simulator runs godwit's decision engine and the
+// leader's path: at every evaluation, policy.Evaluate on the same view, policy, cost model,
+// ledger and time returns exactly the decisions the simulator acted on, and the simulator
+// started exactly the migrations policy.Commit accepts of them (all of them: a fresh plan
+// passes its re-check whole).
 func TestDecisionsAreTheEngines(t *testing.T) {
 	sc := loadSmall(t)
 	pol := SimPolicy()
@@ -106,9 +107,11 @@ func TestDecisionsAreTheEngines(t *testing.T) {
 		if diff := cmp.Diff(plan.Decisions, call.decisions); diff != "" {
 			t.Fatalf("evaluation %d at %v: simulator's decisions differ from policy.Evaluate (-engine +sim):\n%s", i, call.now, diff)
 		}
+		// What starts is what policy.Commit accepts of them, as the leader records it.
+		committed, _ := policy.Commit(call.view, pol, call.ledger, plan.Decisions, call.now)
 		var want []move
-		for _, d := range plan.Decisions {
-			want = append(want, move{d.Container, d.From, d.To})
+		for _, c := range committed {
+			want = append(want, move{c.Record.Container, c.Record.From, c.Record.To})
 		}
 		if got := started[call.now.Sub(sc.Start)]; !cmp.Equal(got, want, cmp.AllowUnexported(move{})) {
 			t.Fatalf("evaluation %d: started %v, engine decided %v", i, got, want)
