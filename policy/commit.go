@@ -55,6 +55,9 @@ type Refusal struct {
 // check. What Commit does not re-check is the plan's own business: scores, the move
 // budget, the time windows, placement rules and the downtime limit.
 func Commit(view ClusterView, p *Policy, ledger Ledger, decisions []Decision, now time.Time) (committed []Commitment, refused []Refusal) {
+	if len(decisions) == 0 {
+		return nil, nil // most rounds: no need to index anything
+	}
 	if p == nil {
 		d := DefaultPolicy()
 		p = &d
