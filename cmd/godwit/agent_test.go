@@ -425,6 +425,21 @@ func TestAgentClusterKillLeader(t *testing.T) {
 		}
 	}
 
+	// c1 publishes the workload with the memory its cgroup reports (256 MiB and more).
+	waitUntil(t, "c1's inventory with the workload's memory", 60*time.Second, func() bool {
+		for _, l := range strings.Split(procs["c1"].stderr.String(), "\n") {
+			if !strings.Contains(l, `"msg":"inventory published"`) || !strings.Contains(l, `"containers":1,`) {
+				continue
+			}
+			if _, v, ok := strings.Cut(l, `"memory_bytes":`); ok {
+				n, _ := strconv.ParseUint(strings.TrimRight(v, "}"), 10, 64)
+				if n >= 256<<20 {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	// The leader of the term that decides records c1's drain; find it.
 	var leader string
 	waitUntil(t, "a leader recording c1's drain", 90*time.Second, func() bool {

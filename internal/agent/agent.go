@@ -449,6 +449,7 @@ func (a *Agent) inventoryLoop(ctx context.Context) {
 		}
 	}
 	var last []gossip.Container
+	var lastUse map[string]gossip.ContainerUsage
 	published := false
 	var lastErr string
 	t := time.NewTicker(time.Duration(a.cfg.Inventory.Interval))
@@ -469,11 +470,20 @@ func (a *Agent) inventoryLoop(ctx context.Context) {
 				if serr != nil {
 					a.log.Debug("sampling container cgroups", "err", serr)
 				}
+				// A container whose cgroup cannot be read now (frozen for a checkpoint,
+				// starting) keeps its last known use rather than dropping to zero.
+				seen := make(map[string]gossip.ContainerUsage, len(cs))
 				for i := range cs {
-					if u, ok := s.Containers[cs[i].ID]; ok {
+					u, ok := s.Containers[cs[i].ID]
+					if !ok {
+						u, ok = lastUse[cs[i].ID]
+					}
+					if ok {
 						cs[i].MemoryBytes, cs[i].CPUCores = u.MemoryBytes, u.CPUCores
+						seen[cs[i].ID] = u
 					}
 				}
+				lastUse = seen
 			}
 			if len(cs) > a.tuning.Gossip.MaxContainers {
 				a.log.Warn("more containers than gossip carries; publishing the first", "containers", len(cs), "max", a.tuning.Gossip.MaxContainers)
@@ -486,7 +496,7 @@ func (a *Agent) inventoryLoop(ctx context.Context) {
 			if !published || !sameInventory(last, cs) {
 				if err = g.SetInventory(cs); err == nil {
 					last, published = cs, true
-					a.log.Debug("inventory published", "containers", len(cs))
+					a.log.Debug("inventory published", "containers", len(cs), "memory_bytes", mem)
 				}
 			}
 			if err == nil {
