@@ -19,7 +19,8 @@ func init() {
 	register("keygen", "make a gossip encryption key (base64, for gossip.key_file)", runKeygen)
 }
 
-// runAgent runs the node's agent in the foreground until SIGINT or SIGTERM, or, with
+// runAgent runs the node's agent in the foreground until SIGINT or SIGTERM (SIGHUP rereads
+// a server's policy file), or, with
 // --check, only validates the config and the files it names. A config with problems
 // prints each as file:line:col: message and exits 2.
 func runAgent(args []string, stdout, stderr io.Writer) error {
@@ -59,7 +60,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	}
 	// Signals are caught before the agent starts: whoever sees it running may stop it.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	a, err := agent.New(cfg, agent.WithLogOutput(stderr))
 	if err != nil {
@@ -70,7 +71,14 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, ", raft %s", a.RaftAddr())
 	}
 	fmt.Fprintln(stdout)
-	<-sigs
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			// Reread the policy file; an invalid one is logged and the old one kept.
+			_ = a.ReloadPolicy()
+			continue
+		}
+		break
+	}
 	return a.Shutdown()
 }
 

@@ -126,7 +126,7 @@ log: {format: xml}
 			"bad.yaml: 5 problem(s)",
 		}},
 		{"files it names", []string{"agent", "--check", "--config", badFiles(t)}, []string{
-			"agent.yaml:6:3: gossip.key_file: ", "not base64", "agent.yaml:18:67: tls.cert: ", "no such file", "2 problem(s)"}},
+			"agent.yaml:6:3: gossip.key_file: ", "not base64", "agent.yaml:18:", ": tls.cert: ", "no such file", "2 problem(s)"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -94,7 +94,8 @@ type Agent struct {
 	cp       *scheduler.ControlPlane
 	raftAddr string
 	gossip   atomic.Pointer[gossip.Agent]
-	policy   *policyFile // servers with a policy file
+	polMu    sync.Mutex
+	policy   *policyFile // servers with a policy file; guarded by polMu
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -103,12 +104,6 @@ type Agent struct {
 	kickInv  chan struct{}
 	kickSrv  chan struct{}
 	stopping atomic.Bool
-}
-
-// policyFile is the policy a server's config names, read and checked at start.
-type policyFile struct {
-	name   string
-	source string
 }
 
 // New starts an agent as cfg says: the migration service, the control plane on servers,

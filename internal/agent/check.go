@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/godwit-io/godwit/internal/pki"
-	"github.com/godwit-io/godwit/policy"
 )
 
 // materials is what the files a config names hold, read and checked.
@@ -47,14 +44,8 @@ func (c *Config) readMaterials() (*materials, error) {
 		}
 	}
 	if c.Server != nil && c.Server.PolicyFile != "" {
-		src, err := os.ReadFile(c.Server.PolicyFile)
-		if err == nil {
-			_, err = policy.Parse(c.Server.PolicyFile, src)
-		}
-		if err != nil {
+		if m.policy, err = readPolicyFile(c.Server.PolicyFile); err != nil {
 			probs = append(probs, c.problem("server.policy_file", "%v", err))
-		} else {
-			m.policy = &policyFile{name: filepath.Base(c.Server.PolicyFile), source: string(src)}
 		}
 	}
 	if len(probs) > 0 {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -33,6 +34,9 @@ func (a *Agent) serverLoop(ctx context.Context) {
 			a.log.Debug("raft peers from gossip", "peers", fmt.Sprint(next))
 			peers = next
 		}
+		if a.policyFileChanged() {
+			_ = a.ReloadPolicy() // an invalid file is logged and the old one kept
+		}
 		if a.cp.Server().IsLeader() {
 			if lastSrv == nil {
 				lastSrv = &serverDuties{}
@@ -41,7 +45,7 @@ func (a *Agent) serverLoop(ctx context.Context) {
 		} else {
 			lastSrv = nil // a new term starts afresh
 		}
-		if !waitServerTick(ctx, t, sub) {
+		if !waitServerTick(ctx, t, sub, a.kickSrv) {
 			return
 		}
 	}
@@ -49,12 +53,14 @@ func (a *Agent) serverLoop(ctx context.Context) {
 
 // waitServerTick waits for the next tick or membership event (load changes do not count);
 // false when the agent stops.
-func waitServerTick(ctx context.Context, t *time.Ticker, sub *gossip.Subscription) bool {
+func waitServerTick(ctx context.Context, t *time.Ticker, sub *gossip.Subscription, kick <-chan struct{}) bool {
 	for {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-t.C:
+			return true
+		case <-kick:
 			return true
 		case e, ok := <-sub.C:
 			if !ok {
@@ -80,20 +86,31 @@ func serverPeers(v gossip.ClusterView) []scheduler.Peer {
 }
 
 // serverDuties remembers, for one leadership term, what the leader already tried, so that
-// a refused command is not proposed again every tick.
+// a command the state machine refused is not proposed again every tick. A command that
+// failed for another reason (no quorum for a moment, a timeout) is tried again.
 type serverDuties struct {
-	policyTried bool
+	policyTried uint64 // the policy file generation tried
 	drainTried  map[string]bool
 }
 
+// settled reports whether err ends the attempt: success or a refusal by the state machine.
+func settled(err error) bool {
+	var r *scheduler.Rejection
+	return err == nil || errors.As(err, &r)
+}
+
 // leaderDuties: the configured policy, if it differs from the one in force, is applied once
-// per term (two servers with different files would otherwise fight; the last leader's
-// wins, and the log says so); a node announcing drain in gossip is recorded drained.
+// per term and file version (two servers with different files would otherwise fight: the
+// last leader's wins, and the log says so); a node announcing drain in gossip is recorded
+// drained, once per term (an operator's undrain through raft holds until the node's flag
+// and a new term meet again).
 func (a *Agent) leaderDuties(ctx context.Context, v gossip.ClusterView, d *serverDuties) {
 	st := a.cp.FSM().State()
-	if a.policy != nil && !d.policyTried && (st.Policy == nil || st.Policy.Source != a.policy.source) {
-		d.policyTried = true
-		res, err := a.propose(ctx, scheduler.TypeApplyPolicy, scheduler.ApplyPolicy{File: a.policy.name, Source: a.policy.source})
+	if p := a.currentPolicy(); p != nil && d.policyTried < p.gen && (st.Policy == nil || st.Policy.Source != p.source) {
+		res, err := a.propose(ctx, scheduler.TypeApplyPolicy, scheduler.ApplyPolicy{File: p.name, Source: p.source})
+		if settled(err) {
+			d.policyTried = p.gen
+		}
 		if err != nil {
 			a.log.Warn("putting the configured policy in force failed", "file", a.cfg.Server.PolicyFile, "err", err)
 		} else {
@@ -110,8 +127,9 @@ func (a *Agent) leaderDuties(ctx context.Context, v gossip.ClusterView, d *serve
 		if _, ok := st.Drained[n.Name]; ok {
 			continue
 		}
-		d.drainTried[n.Name] = true
-		if _, err := a.propose(ctx, scheduler.TypeDrain, scheduler.Drain{Node: n.Name, Reason: "the node announces drain in gossip"}); err != nil {
+		_, err := a.propose(ctx, scheduler.TypeDrain, scheduler.Drain{Node: n.Name, Reason: "the node announces drain in gossip"})
+		d.drainTried[n.Name] = settled(err)
+		if err != nil {
 			a.log.Warn("recording a drain failed", "drained", n.Name, "err", err)
 		} else {
 			a.log.Info("node recorded drained", "drained", n.Name)
