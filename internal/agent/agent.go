@@ -61,6 +61,7 @@ type options struct {
 	log    *slog.Logger
 	tune   func(*Tuning)
 	logOut io.Writer
+	fault  func(point string) error
 }
 
 // WithRuntime makes the agent use rt instead of the Docker engine of the config, and inv
@@ -74,6 +75,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithLogOutput makes the configured logger write to w (default os.Stderr).
 func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w } }
+
+// WithMigrateFault sets migrate.NodeConfig.Fault: fault-injection tests stop or fail a
+// migration at a named point.
+func WithMigrateFault(f func(point string) error) Option { return func(o *options) { o.fault = f } }
 
 // WithTuning lets f change the timing before the agent starts.
 func WithTuning(f func(*Tuning)) Option { return func(o *options) { o.tune = f } }
@@ -146,7 +151,7 @@ func New(cfg *Config, opts ...Option) (a *Agent, err error) {
 	if err := a.openRuntime(o); err != nil {
 		return nil, err
 	}
-	if err := a.startNode(); err != nil {
+	if err := a.startNode(o.fault); err != nil {
 		return nil, err
 	}
 	if cfg.Server != nil {
@@ -242,9 +247,9 @@ func advertised(adv, bound string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-func (a *Agent) startNode() error {
+func (a *Agent) startNode(fault func(string) error) error {
 	n, err := migrate.NewNode(migrate.NodeConfig{
-		Name: a.cfg.Node, Runtime: a.rt, StateDir: a.migrateDir(), TLS: a.id,
+		Name: a.cfg.Node, Runtime: a.rt, StateDir: a.migrateDir(), TLS: a.id, Fault: fault,
 		Log: a.log.With("component", "migrate"), SettleTimeout: a.tuning.MigrateSettle,
 	})
 	if err != nil {

@@ -142,13 +142,13 @@ inventory:
 	return cfg
 }
 
-func (c *testCluster) start(cfg *Config, join string, rt *migrate.FakeRuntime) *Agent {
+func (c *testCluster) start(cfg *Config, join string, rt *migrate.FakeRuntime, opts ...Option) *Agent {
 	c.t.Helper()
 	if join != "" {
 		cfg.Gossip.Join = []string{join}
 	}
 	log := slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(cfg, WithRuntime(rt, nil), WithLogger(log), WithTuning(fastTuning))
+	a, err := New(cfg, append([]Option{WithRuntime(rt, nil), WithLogger(log), WithTuning(fastTuning)}, opts...)...)
 	if err != nil {
 		c.t.Fatalf("starting %s: %v", cfg.Node, err)
 	}
@@ -290,4 +290,99 @@ func TestClusterEvacuatesDrainedNode(t *testing.T) {
 		n, _ := leader.Gossip().View().Node("c1")
 		return n.Status.String() == "left"
 	})
+}
+
+// TestClusterLeaderStopsMidMigration: the leader's agent is stopped (SIGTERM's path) while
+// the migration it ordered is paused on the source after its checkpoint; the two other
+// servers elect a new leader, which settles the migration from the nodes' journals; every
+// remaining server's ledger says completed and one copy runs, with its memory.
+func TestClusterLeaderStopsMidMigration(t *testing.T) {
+	c := newTestCluster(t)
+	policyFile, err := filepath.Abs("testdata/evacuate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rts := map[string]*migrate.FakeRuntime{}
+	var servers []*Agent
+	var seed string
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("s%d", i)
+		rts[name] = migrate.NewFakeRuntime(filepath.Join(c.dir, name, "engine"))
+		extra := fmt.Sprintf("server:\n  raft:\n    bind: %s:0\n  bootstrap_expect: 3\n  policy_file: %s\n", testIP(10+i), policyFile)
+		a := c.start(c.config(name, RoleServer, 10+i, extra), seed, rts[name])
+		if seed == "" {
+			seed = a.GossipAddr()
+		}
+		servers = append(servers, a)
+	}
+	paused, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fault := func(point string) error {
+		if point == "source-after-checkpoint" {
+			once.Do(func() { close(paused) })
+			<-release
+		}
+		return nil
+	}
+	rts["c1"] = migrate.NewFakeRuntime(filepath.Join(c.dir, "c1", "engine"))
+	memory := []byte("memory that must survive a leader's death")
+	wid := rts["c1"].Add("w", memory, map[string]string{migrate.LabelManaged: "true"})
+	c.start(c.config("c1", RoleClient, 14, "drain: true\n"), seed, rts["c1"], WithMigrateFault(fault))
+
+	select {
+	case <-paused:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no migration reached the source's checkpoint")
+	}
+	var leader *Agent
+	var rest []*Agent
+	for _, s := range servers {
+		if s.ControlPlane().Server().IsLeader() && leader == nil {
+			leader = s
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader while the migration runs")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- leader.Shutdown() }()
+	waitFor(t, "a new leader", 30*time.Second, func() bool {
+		for _, s := range rest {
+			if s.ControlPlane().Server().IsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("stopping the leader: %v", err)
+	}
+	t.Logf("stopped leader %s mid-migration", leader.Config().Node)
+	for _, s := range rest {
+		waitFor(t, s.Config().Node+"'s ledger to say completed", 60*time.Second, func() bool {
+			for _, m := range s.ControlPlane().FSM().State().SortedMigrations() {
+				if m.Workload == wid && m.Phase == scheduler.PhaseCompleted {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	var where []string
+	for name, rt := range rts {
+		for _, w := range rt.Running() {
+			if w.ID == wid || w.Labels[migrate.LabelWorkload] == wid {
+				where = append(where, name)
+				if string(w.Memory) != string(memory) {
+					t.Fatalf("memory on %s: %q", name, w.Memory)
+				}
+			}
+		}
+	}
+	if len(where) != 1 || where[0] == "c1" {
+		t.Fatalf("workload runs on %v", where)
+	}
 }
