@@ -102,23 +102,22 @@ type Agent struct {
 	polMu    sync.Mutex
 	policy   *policyFile // servers with a policy file; guarded by polMu
 
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	once     sync.Once
-	shutErr  error
-	kickInv  chan struct{}
-	kickSrv  chan struct{}
-	stopping atomic.Bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
+	shutErr error
+	kickInv chan struct{}
+	kickSrv chan struct{}
 }
 
 // New starts an agent as cfg says: the migration service, the control plane on servers,
 // then gossip. On error everything started is stopped again.
-func New(cfg *Config, opts ...Option) (a *Agent, err error) {
+func New(cfg *Config, opts ...Option) (_ *Agent, err error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
 	}
-	a = &Agent{cfg: cfg, kickInv: make(chan struct{}, 1), kickSrv: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, kickInv: make(chan struct{}, 1), kickSrv: make(chan struct{}, 1)}
 	a.tuning = defaultTuning(cfg.Gossip.Profile)
 	if o.tune != nil {
 		o.tune(&a.tuning)
@@ -405,7 +404,6 @@ func (a *Agent) Shutdown() error {
 }
 
 func (a *Agent) stop() error {
-	a.stopping.Store(true)
 	var errs []error
 	if a.cancel != nil {
 		a.cancel()

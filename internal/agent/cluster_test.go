@@ -386,3 +386,30 @@ func TestClusterLeaderStopsMidMigration(t *testing.T) {
 		t.Fatalf("workload runs on %v", where)
 	}
 }
+
+// TestNewFails: an agent that cannot start says why and leaves nothing running (its
+// listeners are closed: a second try on the same addresses starts).
+func TestNewFails(t *testing.T) {
+	c := newTestCluster(t)
+	cfg := c.config("lone", RoleClient, 30, "")
+	good := *cfg
+	occupied, err := net.Listen("tcp", testIP(30)+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer occupied.Close()
+	cfg.Migration.Bind = occupied.Addr().String()
+	rt := migrate.NewFakeRuntime(filepath.Join(c.dir, "lone", "engine"))
+	if _, err := New(cfg, WithRuntime(rt, nil), WithLogOutput(c.log), WithTuning(fastTuning)); err == nil {
+		t.Fatal("started on a taken port")
+	}
+	bad := good
+	bad.TLS.Cert = filepath.Join(c.dir, "missing.pem")
+	if _, err := New(&bad, WithRuntime(rt, nil), WithLogOutput(c.log), WithTuning(fastTuning)); err == nil || !strings.Contains(err.Error(), "tls.cert") {
+		t.Fatalf("missing certificate: %v", err)
+	}
+	a := c.start(&good, "", rt)
+	if a.MigrationAddr() == "" || a.RaftAddr() != "" || a.ControlPlane() != nil {
+		t.Fatalf("client agent: migration %q raft %q", a.MigrationAddr(), a.RaftAddr())
+	}
+}
