@@ -107,6 +107,9 @@ func (d *decoder) sorted() []Problem {
 
 var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
 
+// reflectValue is the settable value p points to.
+func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
+
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		d.at(n, "%s: aliases are not accepted in godwit files", path)

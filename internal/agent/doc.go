@@ -7,14 +7,14 @@
 //     (Docker, or any migrate.Runtime a test passes);
 //   - on servers, the control plane (scheduler.ControlPlane): raft peers come from gossip,
 //     the leader's cluster view and directory of migration services from the gossip view,
-//     and the leader puts the configured policy file in force and records drains it sees in
-//     gossip (servers.go);
+//     and the leader puts the configured policy file in force (reread when it changes and on
+//     SIGHUP; policyfile.go) and records drains it sees in gossip (servers.go);
 //   - the node's container inventory, read from the runtime and published through gossip
 //     (inventory.go);
 //   - one slog logger for all of it, memberlist's and raft's logs included (log.go).
 //
 // The agent's configuration file is strict YAML; every error is reported at file:line:col,
-// all of them at once (config.go, decode.go).
+// all of them at once (config.go, decode.go); Check reads the files it names (check.go).
 //
 // What it must not do: decide anything (policy does), record anything but through raft
 // commands (scheduler does), or move containers itself (migrate does).

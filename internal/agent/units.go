@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -52,5 +51,3 @@ func (d *Duration) decodeNode(n *yaml.Node) error {
 	*d = Duration(v)
 	return nil
 }
-
-func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
