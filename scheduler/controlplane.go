@@ -3,7 +3,9 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 )
 
 // ControlPlane is one server's part of the control plane: a raft Server feeding the FSM,
@@ -89,6 +91,14 @@ var ErrShutdown = errors.New("scheduler: control plane shut down")
 // Request asks for a manual migration: on the leader it is recorded and driven; elsewhere
 // the error is a *NotLeaderError naming the leader.
 func (cp *ControlPlane) Request(ctx context.Context, workload, target, by string) (string, error) {
+	// Just elected, the loop starts once earlier terms' commands are applied (Barrier); a
+	// request waits for it so that what it orders lives as long as the term.
+	for wait := time.Now(); cp.srv.IsLeader() && !cp.leader.Leading(); {
+		if time.Since(wait) > 10*time.Second || ctx.Err() != nil {
+			return "", fmt.Errorf("scheduler: this server leads but its loop has not started yet; retry")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if !cp.srv.IsLeader() {
 		name, addr := cp.srv.Leader()
 		return "", &NotLeaderError{Leader: name, Addr: addr}

@@ -16,7 +16,7 @@ import (
 
 // startControlPlanes starts n servers (real raft over mutual TLS on 127.0.91.x) whose leader
 // drives migrations on c's nodes.
-func startControlPlanes(t *testing.T, c *testCluster, n int) []*ControlPlane {
+func startControlPlanes(t testing.TB, c *testCluster, n int) []*ControlPlane {
 	t.Helper()
 	var cps []*ControlPlane
 	var peers []Peer
@@ -44,7 +44,7 @@ func startControlPlanes(t *testing.T, c *testCluster, n int) []*ControlPlane {
 	return cps
 }
 
-func leaderOf(t *testing.T, cps []*ControlPlane) *ControlPlane {
+func leaderOf(t testing.TB, cps []*ControlPlane) *ControlPlane {
 	t.Helper()
 	var found *ControlPlane
 	waitFor(t, "a leader", func() bool {

@@ -33,7 +33,7 @@ func (r *directReplica) Apply(ctx context.Context, cmd []byte) (any, error) {
 // testCluster is real migration nodes (TLS, journals) over in-memory runtimes, and a gossip
 // view made from their inventories.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	nodes   map[string]*migrate.Node
 	rts     map[string]*migrate.FakeRuntime
@@ -65,7 +65,7 @@ func (c *testCluster) tls(name string, role pki.Role) *pki.TLS {
 	return l
 }
 
-func newTestCluster(t *testing.T, names ...string) *testCluster {
+func newTestCluster(t testing.TB, names ...string) *testCluster {
 	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*migrate.Node{}, rts: map[string]*migrate.FakeRuntime{}, addrs: map[string]string{}}
 	for _, name := range names {
 		name := name
@@ -149,7 +149,7 @@ func newTestLeader(t *testing.T, c *testCluster, fsm *FSM, rep Replica) *Leader 
 		Nodes: &migrate.Client{TLS: c.tls("leader", pki.RoleServer)}, Interval: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
