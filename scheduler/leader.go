@@ -95,6 +95,7 @@ type Leader struct {
 	tracking map[string]bool // migrations a goroutine of this term drives or settles
 	lastPlan *policy.Plan
 	term     context.Context // Run's context while it runs: migrations live no longer
+	decide   sync.Mutex      // rounds and manual requests re-check and record one at a time
 	wg       sync.WaitGroup
 }
 
@@ -189,15 +190,27 @@ func (l *Leader) Round(ctx context.Context) error {
 	for _, c := range view.Containers {
 		byID[c.ID] = c
 	}
-	for _, d := range plan.Decisions {
-		c := byID[d.Container]
+	// The one step from a plan to ledger entries, shared with the simulator: each decision
+	// re-checked against the ledger as it is now (a manual request may have landed since the
+	// evaluation) and as it grows with the decisions accepted before it. Rounds and manual
+	// requests take turns, so two of them cannot both pass a limit only one may use.
+	l.decide.Lock()
+	defer l.decide.Unlock()
+	fresh := l.cfg.FSM.State()
+	committed, refused := policy.Commit(view, pol, fresh.Ledger(), plan.Decisions, l.cfg.Now())
+	for _, r := range refused {
+		l.cfg.Log.Info("decision refused on re-check", "workload", r.Decision.Container, "from", r.Decision.From,
+			"to", r.Decision.To, "reason", r.Reason, "detail", r.Detail)
+	}
+	for _, cm := range committed {
+		d, rec := cm.Decision, cm.Record
 		id, err := l.plan(ctx, PlanMigration{
-			Workload: d.Container, Container: c.Name, Source: d.From, Target: d.To,
-			Method: migrate.MethodStopAndCopy, MemoryBytes: c.MemoryBytes, Predicted: PredictedCosts(d.Cost),
+			Workload: rec.Container, Container: byID[rec.Container].Name, Source: rec.From, Target: rec.To,
+			Method: migrate.MethodStopAndCopy, MemoryBytes: rec.MemoryBytes, Predicted: PredictedCosts(d.Cost),
 			Reason: decisionSummary(d),
 		})
 		if err != nil {
-			// Re-checked against the ledger it would join and refused there (another
+			// Refused by the state machine against the ledger it would join (another
 			// migration of the workload, a drained target...): the next round decides again.
 			l.cfg.Log.Info("decision not recorded", "workload", d.Container, "from", d.From, "to", d.To, "reason", err)
 			continue
@@ -254,8 +267,33 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 	if c == nil {
 		return "", fmt.Errorf("%w: %s", ErrUnknownWorkload, workload)
 	}
+	l.decide.Lock()
+	defer l.decide.Unlock()
 	st := l.cfg.FSM.State()
 	pred := st.Cost.Model.Predict(c.MemoryBytes, 0, 0)
+	// The same re-check as the leader's own decisions, under the policy in force (the
+	// defaults when there is none), except the policy's cooldown and ping-pong window: an
+	// operator asking for a move now means it (a container's own cooldown label still holds).
+	var pol *policy.Policy
+	if st.Policy != nil {
+		if p, err := st.Policy.Parse(); err == nil {
+			pol = p
+		}
+	}
+	if pol == nil {
+		d := policy.DefaultPolicy()
+		pol = &d
+	}
+	manual := *pol
+	manual.Constraints.Cooldown, manual.Constraints.PingPongWindow = 0, 0
+	_, refused := policy.Commit(view, &manual, st.Ledger(), []policy.Decision{{Container: c.ID, From: c.Node, To: target, Cost: pred}}, l.cfg.Now())
+	if len(refused) > 0 {
+		r := refused[0]
+		if r.Reason == policy.ReasonUnknownNode {
+			return "", fmt.Errorf("%w: %s", ErrUnknownNode, r.Detail)
+		}
+		return "", fmt.Errorf("%w: %s: %s", ErrConflict, r.Reason, r.Detail)
+	}
 	id, err := l.plan(ctx, PlanMigration{Workload: c.ID, Container: c.Name, Source: c.Node, Target: target,
 		Method: migrate.MethodStopAndCopy, MemoryBytes: c.MemoryBytes, Predicted: PredictedCosts(pred),
 		Reason: "requested by " + by, Manual: true})
