@@ -104,7 +104,10 @@ func TestCgroupRealKernel(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = os.Remove(d) })
 	}
-	cmd := exec.Command("sh", "-c", "while :; do :; done")
+	// The child touches its memory only after it has been moved into the cgroup: on cgroup
+	// v1 pages charged before the move stay with the old cgroup, and a bare busy loop may
+	// then show 0 bytes.
+	cmd := exec.Command("sh", "-c", `sleep 0.3; x=$(head -c 4000000 /dev/zero | tr '\0' a); while :; do :; done`)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +119,7 @@ func TestCgroupRealKernel(t *testing.T) {
 		}
 	}
 	src := &CgroupLoadSource{Root: root, IDs: func() []string { return []string{id} }, Patterns: []string{"%s"}}
+	time.Sleep(time.Second) // the child allocates, then spins
 	t0 := time.Now()
 	if _, err := src.Sample(t0); err != nil {
 		t.Fatal(err)
