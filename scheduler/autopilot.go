@@ -25,6 +25,9 @@ import (
 //     If none has, it bootstraps with exactly the servers known, all voters, sorted by name,
 //     so the servers of a new cluster compute the same configuration (raft accepts the same
 //     bootstrap from each). A server that started with raft state never bootstraps.
+//     Hazard (shared with Nomad and Consul): servers that see different sets of more than
+//     BootstrapExpect servers at once bootstrap different configurations; so start the
+//     initial cluster with exactly BootstrapExpect servers, and the others after it formed.
 //   - Join: the leader adds every server SetPeers reports that is not in the configuration
 //     (or is there with another address) as a non-voter (autopilot.AddServer), at once on
 //     SetPeers and every AutopilotReconcileInterval. Autopilot, run by the leader only,
