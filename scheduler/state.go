@@ -67,19 +67,15 @@ func (p Phase) InFlight() bool { return p.Valid() && !p.Terminal() }
 //
 // In-doubt to failed is for a migration whose order was lost before the freeze; FSM
 // refuses it for one whose history shows it was frozen.
-var transitions = map[Phase][]Phase{
-	PhasePlanned:   {PhasePreparing, PhaseCompleted, PhaseRolledBack, PhaseFailed, PhaseInDoubt},
-	PhasePreparing: {PhaseFrozen, PhaseCompleted, PhaseRolledBack, PhaseFailed, PhaseInDoubt},
-	PhaseFrozen:    {PhaseStreaming, PhaseCompleted, PhaseRolledBack, PhaseInDoubt},
-	PhaseStreaming: {PhaseRestoring, PhaseCompleted, PhaseRolledBack, PhaseInDoubt},
-	PhaseRestoring: {PhaseCompleted, PhaseRolledBack, PhaseInDoubt},
-	PhaseInDoubt:   {PhaseCompleted, PhaseRolledBack, PhaseFailed},
-}
+// The table is policy's (policy.MigrationState.CanBecome), the one the simulator uses too:
+// the ledger's phases are policy's migration states by name.
 
 // ValidTransition reports whether a migration may go from phase from to phase to, by the
-// table on transitions. A phase to itself is not a transition (FSM treats a repeated
-// report as a no-op).
-func ValidTransition(from, to Phase) bool { return slices.Contains(transitions[from], to) }
+// table above (policy.MigrationState.CanBecome). A phase to itself is not a transition (FSM
+// treats a repeated report as a no-op).
+func ValidTransition(from, to Phase) bool {
+	return from.Valid() && to.Valid() && policy.MigrationState(from).CanBecome(policy.MigrationState(to))
+}
 
 // frozenOrLater reports whether the workload was stopped at p: the phases after the freeze.
 func frozenOrLater(p Phase) bool {
@@ -403,30 +399,9 @@ func (s *State) Ledger() policy.Ledger {
 	return l
 }
 
-// LedgerState maps a phase onto the engine's migration states. The engine only asks
-// whether a state is terminal and whether it is completed, and both answers are kept:
-// preparing is still planned for it (nothing frozen), frozen is checkpointing, streaming
-// transferring; in-doubt, which the engine has no name for, stays "in-doubt", which it
-// counts as in flight.
-func (p Phase) LedgerState() policy.MigrationState {
-	switch p {
-	case PhasePlanned, PhasePreparing:
-		return policy.StatePlanned
-	case PhaseFrozen:
-		return policy.StateCheckpointing
-	case PhaseStreaming:
-		return policy.StateTransferring
-	case PhaseRestoring:
-		return policy.StateRestoring
-	case PhaseCompleted:
-		return policy.StateCompleted
-	case PhaseRolledBack:
-		return policy.StateRolledBack
-	case PhaseFailed:
-		return policy.StateFailed
-	}
-	return policy.MigrationState(p)
-}
+// LedgerState is the phase as the engine's migration state: the same names, one table of
+// transitions (policy.MigrationState.CanBecome).
+func (p Phase) LedgerState() policy.MigrationState { return policy.MigrationState(p) }
 
 // Check verifies the state's invariants: each migration well formed and filed under its
 // ID, with a history ending in its phase; at most one migration in flight or in doubt per
