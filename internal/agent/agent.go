@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/godwit-io/godwit/gossip"
+	"github.com/godwit-io/godwit/internal/api"
 	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/migrate"
 	"github.com/godwit-io/godwit/scheduler"
@@ -98,6 +99,8 @@ type Agent struct {
 	migAddr  string
 	cp       *scheduler.ControlPlane
 	raftAddr string
+	api      *api.Server
+	apiAddr  string
 	gossip   atomic.Pointer[gossip.Agent]
 	polMu    sync.Mutex
 	policy   *policyFile // servers with a policy file; guarded by polMu
@@ -158,6 +161,9 @@ func New(cfg *Config, opts ...Option) (_ *Agent, err error) {
 			return nil, err
 		}
 	}
+	if err := a.startAPI(); err != nil {
+		return nil, err
+	}
 	if err := a.startGossip(m.key); err != nil {
 		return nil, err
 	}
@@ -176,7 +182,7 @@ func New(cfg *Config, opts ...Option) (_ *Agent, err error) {
 		a.wg.Add(1)
 		go a.serverLoop(ctx)
 	}
-	a.log.Info("agent started", "role", cfg.Role, "site", cfg.Site, "gossip", a.GossipAddr(), "migration", a.migAddr, "raft", a.raftAddr)
+	a.log.Info("agent started", "role", cfg.Role, "site", cfg.Site, "gossip", a.GossipAddr(), "migration", a.migAddr, "raft", a.raftAddr, "api", a.apiAddr)
 	return a, nil
 }
 
@@ -288,6 +294,40 @@ func (a *Agent) startControlPlane() error {
 	return nil
 }
 
+// startAPI serves the HTTPS API (before gossip, which publishes its address).
+func (a *Agent) startAPI() error {
+	s, err := api.New(api.Config{
+		Node: a.cfg.Node, Role: a.cfg.Role, Site: a.cfg.Site, TLS: a.id,
+		View: a.view, APIAddr: a.nodeAPIAddr, RoleOf: func(n gossip.NodeView) string { return n.Labels[LabelRole] },
+		ControlPlane: a.cp, Log: a.log.With("component", "api"),
+	})
+	if err != nil {
+		return err
+	}
+	bound, err := s.Listen(a.cfg.API.Bind)
+	if err != nil {
+		return err
+	}
+	a.api = s
+	if a.apiAddr, err = advertised(a.cfg.API.Advertise, bound); err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	return nil
+}
+
+// nodeAPIAddr is the API address a node publishes (this node's own without gossip).
+func (a *Agent) nodeAPIAddr(node string) (string, bool) {
+	if node == a.cfg.Node {
+		return a.apiAddr, a.apiAddr != ""
+	}
+	n, ok := a.view().Node(node)
+	if !ok {
+		return "", false
+	}
+	addr := n.Labels[LabelAPIAddr]
+	return addr, addr != ""
+}
+
 func (a *Agent) startGossip(key []byte) error {
 	g := a.tuning.Gossip
 	g.Name = a.cfg.Node
@@ -328,6 +368,9 @@ func (a *Agent) nodeLabels() map[string]string {
 	l[LabelMigrationAddr] = a.migAddr
 	if a.raftAddr != "" {
 		l[LabelRaftAddr] = a.raftAddr
+	}
+	if a.apiAddr != "" {
+		l[LabelAPIAddr] = a.apiAddr
 	}
 	return l
 }
@@ -374,6 +417,9 @@ func (a *Agent) GossipAddr() string {
 // MigrationAddr is the migration service's advertised address.
 func (a *Agent) MigrationAddr() string { return a.migAddr }
 
+// APIAddr is the HTTPS API's advertised address.
+func (a *Agent) APIAddr() string { return a.apiAddr }
+
 // RaftAddr is a server's raft address ("" on clients).
 func (a *Agent) RaftAddr() string { return a.raftAddr }
 
@@ -409,6 +455,14 @@ func (a *Agent) stop() error {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.api != nil {
+		// Requests in progress get a moment; a migration a request ordered goes on.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.api.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("api: %w", err))
+		}
+		cancel()
+	}
 	if a.node != nil {
 		if err := a.node.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("migration service: %w", err))

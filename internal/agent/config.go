@@ -44,8 +44,12 @@ type Config struct {
 	// policy moves its workloads away.
 	Drain bool `yaml:"drain"`
 
-	Gossip    GossipConfig    `yaml:"gossip"`
-	Migration ListenConfig    `yaml:"migration"`
+	Gossip    GossipConfig `yaml:"gossip"`
+	Migration ListenConfig `yaml:"migration"`
+	// API is the HTTPS API (internal/api). Bind defaults to the migration service's host
+	// with port DefaultAPIPort (port 0 when migration.bind's port is 0), and Advertise to
+	// migration.advertise's host with the port bound.
+	API       ListenConfig    `yaml:"api"`
 	Server    *ServerSection  `yaml:"server"`
 	Capacity  CapacityConfig  `yaml:"capacity"`
 	Docker    DockerSection   `yaml:"docker"`
@@ -59,6 +63,8 @@ type Config struct {
 	File string `yaml:"-"`
 	// keys are the positions of the fields given, by dotted path, for later messages.
 	keys map[string][2]int
+	// apiGiven: the file has an api section (else its addresses are derived).
+	apiGiven bool
 }
 
 // problem is a Problem at the field at path (the file's start when it was not given).
@@ -152,6 +158,7 @@ const (
 	DefaultGossipPort    = 7946 // memberlist's customary port
 	DefaultMigrationPort = 7950 // godwit endpoint's
 	DefaultRaftPort      = 7960
+	DefaultAPIPort       = 7970
 )
 
 // DefaultConfig returns the values a config file starts from.
@@ -214,6 +221,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &ConfigError{Problems: d.sorted()}
 	}
+	cfg.defaultAPI()
 	cfg.validate(d, root)
 	if len(d.problems) > 0 {
 		return nil, &ConfigError{Problems: d.sorted()}
@@ -227,6 +235,27 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+// defaultAPI fills the API's addresses from the migration service's when not given.
+func (c *Config) defaultAPI() {
+	// Only what the file says is checked: a default derived from a migration address
+	// with a problem would repeat the migration's.
+	c.apiGiven = c.API != ListenConfig{}
+	if c.API.Bind == "" {
+		if host, port, err := net.SplitHostPort(c.Migration.Bind); err == nil {
+			p := strconv.Itoa(DefaultAPIPort)
+			if port == "0" {
+				p = "0"
+			}
+			c.API.Bind = net.JoinHostPort(host, p)
+		}
+	}
+	if c.API.Advertise == "" && c.Migration.Advertise != "" {
+		if host, _, err := net.SplitHostPort(c.Migration.Advertise); err == nil {
+			c.API.Advertise = net.JoinHostPort(host, "0")
+		}
+	}
+}
 
 // validate adds a problem for each invalid field, at the field's key (or the document's
 // top when the field is missing).
@@ -277,6 +306,9 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 		d.atPath("gossip.insecure_no_encryption", root, "contradicts gossip.key_file: give one of them")
 	}
 	c.checkListen(d, root, "migration", c.Migration.Bind, c.Migration.Advertise)
+	if c.apiGiven {
+		c.checkListen(d, root, "api", c.API.Bind, c.API.Advertise)
+	}
 	if s := c.Server; s != nil && c.Role == RoleServer {
 		c.checkListen(d, root, "server.raft", s.Raft.Bind, s.Raft.Advertise)
 		if s.BootstrapExpect < 1 || s.BootstrapExpect > 9 {

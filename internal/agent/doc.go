@@ -9,6 +9,8 @@
 //     the leader's cluster view and directory of migration services from the gossip view,
 //     and the leader puts the configured policy file in force (reread when it changes and on
 //     SIGHUP; policyfile.go) and records drains it sees in gossip (servers.go);
+//   - the HTTPS API (internal/api) on the node's API address, published through gossip
+//     as godwit.io/api-addr so that agents can forward requests to the leader;
 //   - the node's container inventory, read from the runtime and published through gossip
 //     (inventory.go);
 //   - one slog logger for all of it, memberlist's and raft's logs included (log.go).

@@ -10,4 +10,6 @@ const (
 	LabelMigrationAddr = "godwit.io/migration-addr"
 	// LabelRaftAddr is a server's raft IP:port.
 	LabelRaftAddr = "godwit.io/raft-addr"
+	// LabelAPIAddr is the IP:port of the node's HTTPS API (internal/api).
+	LabelAPIAddr = "godwit.io/api-addr"
 )
