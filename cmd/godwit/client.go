@@ -44,6 +44,15 @@ func addClientFlags(fs *flag.FlagSet) *clientFlags {
 // returns the node's host:port and a client. Anything missing, malformed or unusable is a
 // usage error, which names the flag and its variable.
 func (c *clientFlags) connect() (string, *migrate.Client, error) {
+	addr, t, err := c.identity()
+	if err != nil {
+		return "", nil, err
+	}
+	return addr, &migrate.Client{TLS: t}, nil
+}
+
+// identity is connect's first half: the address asked and the operator's TLS identity.
+func (c *clientFlags) identity() (string, *pki.TLS, error) {
 	orEnv := func(v *string, env string) {
 		if *v == "" {
 			*v = os.Getenv(env)
@@ -78,7 +87,7 @@ func (c *clientFlags) connect() (string, *migrate.Client, error) {
 	if err != nil {
 		return "", nil, asUsage(err)
 	}
-	return addr, &migrate.Client{TLS: t}, nil
+	return addr, t, nil
 }
 
 // parseNodeAddr accepts https://HOST:PORT (the form of GODWIT_ADDR) or a plain HOST:PORT and
