@@ -19,8 +19,10 @@ func init() {
 	register("migrate", "migrate one container now: migrate CONTAINER --to NODE", runMigrate)
 }
 
-const migrateUsage = "usage: godwit migrate CONTAINER --to NODE [--to-addr HOST:PORT] [--method stop-and-copy] [--compress] [--id ID] [--json]\n" +
-	"       (the source node from --addr or GODWIT_ADDR; TLS from --cacert, --client-cert, --client-key or GODWIT_CACERT, GODWIT_CLIENT_CERT, GODWIT_CLIENT_KEY)"
+const migrateUsage = "usage: godwit migrate CONTAINER --to NODE [--json]   (GODWIT_ADDR an agent's API: through the leader)\n" +
+	"       godwit migrate CONTAINER --to NODE [--to-addr HOST:PORT] [--method stop-and-copy] [--compress] [--id ID] [--direct] [--json]\n" +
+	"       (GODWIT_ADDR the source's migration service, as godwit dev runs: ordered directly)\n" +
+	"       (the agent or source node from --addr or GODWIT_ADDR; TLS from --cacert, --client-cert, --client-key or GODWIT_CACERT, GODWIT_CLIENT_CERT, GODWIT_CLIENT_KEY)"
 
 // Methods the command line knows. Only stop-and-copy exists; post-copy is passed on so the
 // node says so, and auto lets the node choose (today that is stop-and-copy).
@@ -29,9 +31,12 @@ const (
 	methodAuto     = "auto"
 )
 
-// runMigrate orders the source node (--addr or GODWIT_ADDR), authenticated as an operator, to
-// migrate one of its containers to another node, and prints the report. Until the leader
-// exists the order goes to the source node directly.
+// runMigrate asks for one migration and prints its report. When --addr (GODWIT_ADDR) is an
+// agent's API, the request goes through the leader (recorded in the ledger, with the same
+// checks as the leader's own decisions) and the command waits for the outcome the ledger
+// records. When it is a bare migration service (godwit endpoint, the nodes of godwit dev),
+// or with --direct, the source is ordered directly, as before the agent existed. Which one
+// it is the TLS handshake says (the API answers to the ALPN protocol api.ALPN).
 func runMigrate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
 	to := fs.String("to", "", "target `NODE`: its name (found in the local cluster of godwit dev unless --to-addr is given), or HOST:PORT for whichever cluster node serves there")
@@ -40,6 +45,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) error {
 	compress := fs.Bool("compress", false, "compress the checkpoint stream with zstd")
 	id := fs.String("id", "", "migration `ID` (default: a new one); godwit migration status ID asks about it later")
 	asJSON := fs.Bool("json", false, "print the report as JSON (id, workload, source, target, method, phases, downtimeSeconds, result)")
+	direct := fs.Bool("direct", false, "order the source's migration service at --addr directly, not through an agent's API and the leader")
 	cf := addClientFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -58,6 +64,22 @@ func runMigrate(args []string, stdout, stderr io.Writer) error {
 	case methodAuto:
 	default:
 		return usagef("--method %q: want stop-and-copy, post-copy or auto", *method)
+	}
+	if !*direct && *toAddr == "" && !strings.Contains(*to, ":") {
+		c, err := newAPIClient(cf)
+		if err != nil {
+			return err
+		}
+		if isAPI, _ := c.isAgentAPI(context.Background(), c.addr); isAPI {
+			if err := pki.ValidNodeName(*to); err != nil {
+				return usagef("--to: %w", err)
+			}
+			if *compress || *id != "" || *method == methodPostCopy {
+				return usagef("--compress, --id and --method post-copy are for a migration service (--direct); the leader orders stop-and-copy")
+			}
+			return migrateViaAPI(c, pos[0], *to, *asJSON, stdout, stderr)
+		}
+		// Not an agent's API, or not reachable: the direct path says what is wrong.
 	}
 	if order.TargetNode, order.TargetAddr, err = resolveTarget(*to, *toAddr); err != nil {
 		return err

@@ -16,12 +16,12 @@ import (
 )
 
 func init() {
-	register("policy", "check, explain or print the schema of policy files", runPolicy)
+	register("policy", "check, apply (through the leader), explain or print the schema of policy files", runPolicy)
 }
 
 func runPolicy(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("usage: godwit policy check FILE... | explain --policy FILE --view FILE [CONTAINER] | schema")
+		return usagef("usage: godwit policy check FILE... | apply FILE | explain --policy FILE --view FILE [CONTAINER] | schema")
 	}
 	switch args[0] {
 	case "check":
@@ -36,9 +36,9 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 		_, err = stdout.Write(s)
 		return err
 	case "apply":
-		return usagef("policy apply needs a running cluster; not available yet")
+		return policyApply(args[1:], stdout, stderr)
 	}
-	return usagef("unknown policy subcommand %q: want check, explain or schema", args[0])
+	return usagef("unknown policy subcommand %q: want check, apply, explain or schema", args[0])
 }
 
 // policyCheck validates files offline and prints every error as file:line:col: message.
