@@ -392,7 +392,11 @@ func TestAPI(t *testing.T) {
 			return do(t, op, "GET", follower, "/v1/explain?workload="+c.workload, nil).status == 200
 		})
 		var ex api.Explain
-		do(t, op, "GET", follower, "/v1/explain?workload="+c.workload, nil).decode(t, &ex)
+		ans := do(t, op, "GET", c.client, "/v1/explain?workload="+c.workload, nil)
+		ans.decode(t, &ex)
+		if ans.servedBy != leader.Config().Node {
+			t.Fatalf("explain through the client agent served by %s", ans.servedBy)
+		}
 		if ex.Mode != "recommend" || len(ex.Explanations) != 1 || ex.Explanations[0].Node != "c1" {
 			t.Fatalf("%+v", ex)
 		}

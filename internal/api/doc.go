@@ -18,7 +18,8 @@
 //     (the gossip label godwit.io/api-addr of the node raft names leader), over the same
 //     mutual TLS, with its certificate, and says for whom in the Godwit-Forwarded-For
 //     header. The leader believes that header only from a server's certificate.
-//   - a client agent does not act on another's behalf: it answers a write with 421
+//   - a client agent forwards reads (explanations) to the leader as itself, but does not
+//     act on another's behalf: it answers a write with 421
 //     Misdirected Request, code not-leader, and the leader's API address (field
 //     leaderAddr and header Godwit-Leader), which callers (the CLI) then ask directly.
 //

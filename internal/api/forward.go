@@ -160,8 +160,9 @@ func (s *Server) leaderPeer(ctx context.Context) (Peer, error) {
 }
 
 // toLeader sends a leader's request where it belongs. done is false when this agent is
-// the leader and answers it itself.
-func (s *Server) toLeader(c *call) (done bool, status int, err error) {
+// the leader and answers it itself. A client agent forwards reads (as itself) and
+// redirects writes.
+func (s *Server) toLeader(c *call, write bool) (done bool, status int, err error) {
 	cp := s.cfg.ControlPlane
 	if cp != nil && cp.Server().IsLeader() {
 		return false, 0, nil
@@ -171,7 +172,7 @@ func (s *Server) toLeader(c *call) (done bool, status int, err error) {
 		status, err = s.writeError(c.w, toError(perr))
 		return true, status, err
 	}
-	if cp == nil {
+	if cp == nil && write {
 		e := errorf(http.StatusMisdirectedRequest, CodeNotLeader, "this agent is a client node and does not act for others: ask the leader %s at https://%s", p.Name, p.APIAddr)
 		e.Leader, e.LeaderAddr = p.Name, "https://"+p.APIAddr
 		status, err = s.writeError(c.w, e)

@@ -129,7 +129,7 @@ func (s *Server) migration(c *call) (int, any, error) {
 	m, ok := s.state().Migration(id)
 	if !ok && !s.cfg.ControlPlane.Server().IsLeader() {
 		// Just recorded by the leader, perhaps not yet applied here: the leader knows.
-		if done, status, err := s.toLeader(c); done {
+		if done, status, err := s.toLeader(c, false); done {
 			c.written = status
 			if err != nil && status == 0 {
 				return 0, nil, err

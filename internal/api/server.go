@@ -231,7 +231,7 @@ func (s *Server) serve(c *call, write bool, rt route, h handler) (int, error) {
 			return s.forwardToServer(c)
 		}
 	case leader:
-		if done, status, err := s.toLeader(c); done {
+		if done, status, err := s.toLeader(c, write); done {
 			return status, err
 		}
 	}
