@@ -125,10 +125,8 @@ func TestClusterCommands(t *testing.T) {
 	if err := os.WriteFile(invalid, []byte("apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  mode: sometimes\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	good, _ := filepath.Glob("../../configs/policies/*.yaml")
-	if len(good) == 0 {
-		t.Fatal("no example policies")
-	}
+	// Recommend mode: the leader explains, moves nothing by itself.
+	good := "../../configs/policies/conservative.yaml"
 	tests := []struct {
 		name string
 		args []string
@@ -152,7 +150,9 @@ func TestClusterCommands(t *testing.T) {
 		{"undrain", []string{"undrain", "c1", "--json"}, exitOK, []string{`"node": "c1"`}},
 		{"policy apply, invalid", []string{"policy", "apply", invalid}, exitUsage, []string{invalid + ":4:9:", "nothing applied"}},
 		{"policy apply, missing file", []string{"policy", "apply", filepath.Join(dir, "nope.yaml")}, exitUsage, []string{"nope.yaml"}},
-		{"policy apply", []string{"policy", "apply", good[0], "--addr", "https://" + s1.APIAddr()}, exitOK, []string{"in force, version 1"}},
+		{"policy explain before any policy", []string{"policy", "explain"}, exitUsage, []string{"no-policy"}},
+		{"policy explain, half offline", []string{"policy", "explain", "--policy", good}, exitUsage, []string{"--view FILE"}},
+		{"policy apply", []string{"policy", "apply", good, "--addr", "https://" + s1.APIAddr()}, exitOK, []string{"in force, version 1"}},
 		{"status on a migration service", []string{"status", "--addr", c1.MigrationAddr()}, exitUsage, []string{"is a migration service"}},
 	}
 	for _, tc := range tests {
@@ -187,5 +187,24 @@ func TestClusterCommands(t *testing.T) {
 	code, stdout, _ = runCLI(t, "migrations", rep.ID)
 	if code != exitOK || !strings.Contains(stdout, "c1 -> s1, stop-and-copy: completed") || !strings.Contains(stdout, "requested by alice (operator)") {
 		t.Fatalf("migrations %s: exit %d\n%s", rep.ID, code, stdout)
+	}
+
+	// The leader explains its last plan under the policy applied above.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, stdout, stderr = runCLI(t, "policy", "explain")
+		if code == exitOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("policy explain: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(stdout, "mode recommend") || !strings.Contains(stdout, rep.Workload+" on s1") {
+		t.Fatalf("policy explain:\n%s", stdout)
+	}
+	if code, _, stderr = runCLI(t, "policy", "explain", "nosuch"); code != exitUsage || !strings.Contains(stderr, `no workload "nosuch"`) {
+		t.Fatalf("policy explain nosuch: exit %d: %s", code, stderr)
 	}
 }

@@ -21,7 +21,7 @@ func init() {
 
 func runPolicy(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("usage: godwit policy check FILE... | apply FILE | explain --policy FILE --view FILE [CONTAINER] | schema")
+		return usagef("usage: godwit policy check FILE... | apply FILE | explain [WORKLOAD...] | explain --policy FILE --view FILE [CONTAINER] | schema")
 	}
 	switch args[0] {
 	case "check":
@@ -91,11 +91,17 @@ func policyExplain(args []string, stdout, stderr io.Writer) error {
 	viewFile := fs.String("view", "", "cluster snapshot, JSON or YAML (required): nodes, containers, links, siteLinks, ledger")
 	at := fs.String("at", "", "evaluation time, RFC 3339 (default: now)")
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
+	cf := addClientFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *policyFile == "" && *viewFile == "" && *at == "" {
+		// The live cluster: the leader's last plan, through an agent's API.
+		return policyExplainLive(cf, fs.Args(), *asJSON, stdout)
+	}
 	if *policyFile == "" || *viewFile == "" {
-		return usagef("usage: godwit policy explain --policy FILE --view FILE [CONTAINER] (the live cluster is not supported yet)")
+		return usagef("usage: godwit policy explain [WORKLOAD...] (the leader's last plan, through --addr or GODWIT_ADDR)\n" +
+			"       godwit policy explain --policy FILE --view FILE [CONTAINER...] (offline, against a snapshot)")
 	}
 	data, err := os.ReadFile(*policyFile)
 	if err != nil {
