@@ -18,6 +18,9 @@ import (
 	"github.com/godwit-io/godwit/internal/pki"
 )
 
+// noLeaderWait is how long a request waits for a leader to be elected.
+const noLeaderWait = 15 * time.Second
+
 // apiClient talks to an agent's HTTPS API (internal/api) as the operator.
 type apiClient struct {
 	addr string // host:port of the agent asked
@@ -67,6 +70,9 @@ func exitErr(err error) error {
 // client agent's 421 (ask the leader) is followed once, to the address it names.
 func (a *apiClient) call(ctx context.Context, method, path, contentType string, body []byte, out any) error {
 	addr := a.addr
+	// While the cluster elects a leader (code no-leader: nothing was recorded) the
+	// request is tried again for a while.
+	retryUntil := time.Now().Add(noLeaderWait)
 	for redirects := 0; ; redirects++ {
 		req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, bytes.NewReader(body))
 		if err != nil {
@@ -91,6 +97,15 @@ func (a *apiClient) call(ctx context.Context, method, path, contentType string, 
 			ae := &apiError{status: resp.StatusCode}
 			if jerr := json.Unmarshal(data, &ae.body); jerr != nil || ae.body.Code == "" {
 				return fmt.Errorf("%s: %s: %s", addr, resp.Status, strings.TrimSpace(string(data)))
+			}
+			if ae.body.Code == api.CodeNoLeader && time.Now().Before(retryUntil) {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(500 * time.Millisecond):
+				}
+				redirects--
+				continue
 			}
 			if resp.StatusCode == http.StatusMisdirectedRequest && ae.body.LeaderAddr != "" && redirects == 0 {
 				if next, err := parseNodeAddr(ae.body.LeaderAddr); err == nil {

@@ -189,11 +189,12 @@ func TestClusterCommands(t *testing.T) {
 		t.Fatalf("migrations %s: exit %d\n%s", rep.ID, code, stdout)
 	}
 
-	// The leader explains its last plan under the policy applied above.
+	// The leader explains its last plan under the policy applied above, once a round saw
+	// the workload on its new node.
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		code, stdout, stderr = runCLI(t, "policy", "explain")
-		if code == exitOK {
+		if code == exitOK && strings.Contains(stdout, rep.Workload+" on s1") {
 			break
 		}
 		if time.Now().After(deadline) {

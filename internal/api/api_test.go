@@ -150,7 +150,18 @@ func startCluster(t *testing.T) *cluster {
 			return true
 		})
 	}
-	waitFor(t, "a leader", 30*time.Second, func() bool { return c.leader() != nil })
+	waitFor(t, "a leader every server knows", 30*time.Second, func() bool {
+		l := c.leader()
+		if l == nil {
+			return false
+		}
+		for _, s := range c.servers {
+			if name, _ := s.ControlPlane().Server().Leader(); name != l.Config().Node {
+				return false
+			}
+		}
+		return true
+	})
 	return c
 }
 
