@@ -37,7 +37,7 @@ func BenchmarkRecordDecisions(b *testing.B) {
 	record := func() error {
 		n := seq.Add(1)
 		_, err := l.plan(context.Background(), PlanMigration{ID: fmt.Sprintf("m-b%d", n), Workload: fmt.Sprintf("w%d", n),
-			Source: "n1", Target: "n2", Method: migrate.MethodStopAndCopy, MemoryBytes: 1 << 28})
+			Source: "n1", Target: "n2", Method: migrate.MethodStopAndCopy, MemoryBytes: 1 << 28}, "")
 		return err
 	}
 	b.Run("sequential", func(b *testing.B) {

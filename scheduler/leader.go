@@ -208,7 +208,7 @@ func (l *Leader) Round(ctx context.Context) error {
 			Workload: rec.Container, Container: byID[rec.Container].Name, Source: rec.From, Target: rec.To,
 			Method: migrate.MethodStopAndCopy, MemoryBytes: rec.MemoryBytes, Predicted: PredictedCosts(d.Cost),
 			Reason: decisionSummary(d),
-		})
+		}, "")
 		if err != nil {
 			// Refused by the state machine against the ledger it would join (another
 			// migration of the workload, a drained target...): the next round decides again.
@@ -218,6 +218,13 @@ func (l *Leader) Round(ctx context.Context) error {
 		l.track(ctx, id, true)
 	}
 	return nil
+}
+
+// byName is the name part of a requester such as "alice (operator)": what the ledger
+// records as who asked.
+func byName(by string) string {
+	name, _, _ := strings.Cut(by, " ")
+	return name
 }
 
 func decisionSummary(d policy.Decision) string {
@@ -237,13 +244,14 @@ func (l *Leader) viewInputs(st *State) ViewInputs {
 	return in
 }
 
-// plan records a migration through raft; the state machine refuses it if it conflicts
-// with the ledger it joins.
-func (l *Leader) plan(ctx context.Context, p PlanMigration) (string, error) {
+// plan records a migration through raft, in the name of by (the leader itself, or the
+// operator who asked); the state machine refuses it if it conflicts with the ledger it
+// joins.
+func (l *Leader) plan(ctx context.Context, p PlanMigration, by string) (string, error) {
 	if p.ID == "" {
 		p.ID = migrate.NewID()
 	}
-	if _, err := l.propose(ctx, TypePlanMigration, p); err != nil {
+	if _, err := l.proposeAs(ctx, TypePlanMigration, p, by); err != nil {
 		return "", err
 	}
 	return p.ID, nil
@@ -296,7 +304,7 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 	}
 	id, err := l.plan(ctx, PlanMigration{Workload: c.ID, Container: c.Name, Source: c.Node, Target: target,
 		Method: migrate.MethodStopAndCopy, MemoryBytes: c.MemoryBytes, Predicted: PredictedCosts(pred),
-		Reason: "requested by " + by, Manual: true})
+		Reason: "requested by " + by, Manual: true}, byName(by))
 	if err != nil {
 		return "", err
 	}
@@ -310,9 +318,17 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 	return id, nil
 }
 
-// propose encodes and applies one command; a refusal by the state machine is an error.
+// propose encodes and applies one command in the leader's name; a refusal by the state
+// machine is an error.
 func (l *Leader) propose(ctx context.Context, t CommandType, body any) (*ApplyResult, error) {
-	cmd, err := Encode(t, body, l.cfg.Now(), l.cfg.Name)
+	return l.proposeAs(ctx, t, body, l.cfg.Name)
+}
+
+func (l *Leader) proposeAs(ctx context.Context, t CommandType, body any, by string) (*ApplyResult, error) {
+	if by == "" {
+		by = l.cfg.Name
+	}
+	cmd, err := Encode(t, body, l.cfg.Now(), by)
 	if err != nil {
 		return nil, err
 	}
