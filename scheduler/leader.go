@@ -62,6 +62,11 @@ type LeaderConfig struct {
 	// PollInterval is how often the leader asks a busy source for its phase, and retries
 	// nodes it could not reach while settling. Default 1s.
 	PollInterval time.Duration
+	// NoProgress is how long the source's journal may stay in one phase (or the source stay
+	// unreachable) before the leader stops waiting for the order's answer and settles the
+	// migration by asking. Default 5m: a stream or restore of several GiB stays in one phase
+	// for minutes.
+	NoProgress time.Duration
 }
 
 func (c *LeaderConfig) setDefaults() {
@@ -82,6 +87,9 @@ func (c *LeaderConfig) setDefaults() {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
+	}
+	if c.NoProgress == 0 {
+		c.NoProgress = 5 * time.Minute
 	}
 }
 
@@ -394,11 +402,13 @@ func (l *Leader) drive(ctx context.Context, id string) {
 		log.Warn("recording the order failed; leaving it to the next leader", "err", err)
 		return
 	}
+	orderCtx, giveUp := context.WithCancel(ctx)
 	pollCtx, stopPoll := context.WithCancel(ctx)
-	go l.followPhases(pollCtx, id, m.Source, srcAddr)
+	go l.followPhases(pollCtx, id, m.Source, srcAddr, giveUp)
 	wait := l.cfg.BaseTimeout + time.Duration(float64(m.MemoryBytes)/float64(1<<30)*float64(l.cfg.PerGiB))
-	rep, err := l.cfg.Nodes.Migrate(ctx, srcAddr, m.Source, migrate.Order{ID: id, Workload: m.Workload, TargetNode: m.Target, TargetAddr: tgtAddr}, wait)
+	rep, err := l.cfg.Nodes.Migrate(orderCtx, srcAddr, m.Source, migrate.Order{ID: id, Workload: m.Workload, TargetNode: m.Target, TargetAddr: tgtAddr}, wait)
 	stopPoll()
+	giveUp()
 	if ctx.Err() != nil {
 		return // leadership lost: the next leader settles it
 	}
@@ -426,11 +436,14 @@ func outcomeOf(rep *migrate.Report) FinishMigration {
 	return f
 }
 
-// followPhases records the source's journal phase in the ledger as it changes.
-func (l *Leader) followPhases(ctx context.Context, id, source, addr string) {
+// followPhases records the source's journal phase in the ledger as it changes, and calls
+// giveUp when the source has made no progress (or not answered) for NoProgress: the order's
+// answer is then not awaited any more, and the migration is settled by asking.
+func (l *Leader) followPhases(ctx context.Context, id, source, addr string, giveUp func()) {
 	t := time.NewTicker(l.cfg.PollInterval)
 	defer t.Stop()
 	last := PhasePreparing
+	lastJournal, since := "", time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -438,6 +451,14 @@ func (l *Leader) followPhases(ctx context.Context, id, source, addr string) {
 		case <-t.C:
 		}
 		st, err := l.cfg.Nodes.Status(ctx, addr, source, id)
+		if err == nil && st.Known && st.Phase != lastJournal {
+			lastJournal, since = st.Phase, time.Now()
+		}
+		if time.Since(since) > l.cfg.NoProgress {
+			l.cfg.Log.Warn("no progress from the source; settling by asking", "migration", id, "phase", lastJournal, "for", l.cfg.NoProgress)
+			giveUp()
+			return
+		}
 		if err != nil || !st.Known {
 			continue
 		}

@@ -292,3 +292,37 @@ func TestLeaderFailoverSettles(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaderNoProgress: a source stuck in one phase longer than NoProgress is not waited on
+// any more; the leader settles the migration by asking, and records it once it ends.
+func TestLeaderNoProgress(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2")
+	wid := c.rts["n1"].Add("slow", []byte("memory of slow"), managed())
+	fsm := NewFSM(FSMConfig{})
+	l := NewLeader(LeaderConfig{Name: "leader", Replica: &directReplica{fsm: fsm}, FSM: fsm, Gossip: c.gossip, Directory: c,
+		Nodes: &migrate.Client{TLS: c.tls("leader", pki.RoleServer)}, Interval: time.Hour, PollInterval: 20 * time.Millisecond,
+		NoProgress: 300 * time.Millisecond})
+	release := make(chan struct{})
+	stuck := make(chan struct{})
+	c.fault = func(node, point string) error {
+		if point == "source-after-checkpoint" {
+			close(stuck)
+			<-release
+		}
+		return nil
+	}
+	id, err := l.Request(context.Background(), wid, "n2", "op")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-stuck
+	time.Sleep(time.Second) // well past NoProgress: the leader now settles by asking
+	if m, _ := fsm.State().Migration(id); m == nil || m.Phase.Terminal() {
+		t.Fatalf("recorded an outcome while the source was still busy: %+v", m)
+	}
+	close(release)
+	waitFor(t, "completed", func() bool {
+		m, _ := fsm.State().Migration(id)
+		return m != nil && m.Phase == PhaseCompleted
+	})
+}
