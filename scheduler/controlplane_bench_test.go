@@ -74,16 +74,7 @@ func BenchmarkLeaderFailoverSettle(b *testing.B) {
 		wid := c.rts["n1"].Add("w", []byte("memory"), managed())
 		cps := startControlPlanes(b, c, 3)
 		leader := leaderOf(b, cps)
-		paused, release := make(chan struct{}), make(chan struct{})
-		c.mu.Lock()
-		c.fault = func(node, point string) error {
-			if point == "source-after-checkpoint" {
-				close(paused)
-				<-release
-			}
-			return nil
-		}
-		c.mu.Unlock()
+		paused, release := c.pauseAfterCheckpoint()
 		id, err := leader.Request(context.Background(), wid, "n2", "op")
 		if err != nil {
 			b.Fatal(err)

@@ -117,16 +117,7 @@ func TestControlPlane(t *testing.T) {
 	}
 
 	// The leader dies mid-migration (the source is paused after its checkpoint).
-	paused, release := make(chan struct{}), make(chan struct{})
-	c.mu.Lock()
-	c.fault = func(node, point string) error {
-		if point == "source-after-checkpoint" {
-			close(paused)
-			<-release
-		}
-		return nil
-	}
-	c.mu.Unlock()
+	paused, release := c.pauseAfterCheckpoint()
 	id, err := leader.Request(ctx, wids[0], "n2", "op")
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,22 @@ func newTestCluster(t testing.TB, names ...string) *testCluster {
 	return c
 }
 
+// pauseAfterCheckpoint makes the next source stop after its checkpoint until release is
+// closed; paused is closed when it gets there.
+func (c *testCluster) pauseAfterCheckpoint() (paused, release chan struct{}) {
+	paused, release = make(chan struct{}), make(chan struct{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fault = func(node, point string) error {
+		if point == "source-after-checkpoint" {
+			close(paused)
+			<-release
+		}
+		return nil
+	}
+	return paused, release
+}
+
 // gossip is what the agents would gossip: every node alive with its running workloads.
 func (c *testCluster) gossip() gossip.ClusterView {
 	var g gossip.ClusterView
