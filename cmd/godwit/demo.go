@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,7 +25,40 @@ import (
 )
 
 func init() {
-	register("demo", "live-migrate a workload between two local engines and show what it cost", runDemo)
+	register("demo", "a local cluster that moves a workload off a drained node by itself (--manual: one migration ordered by hand)", runDemo)
+}
+
+// runDemo runs the cluster demo (demo_cluster.go) or, with --manual, the first demo: two
+// engines and one migration ordered by hand.
+func runDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stderr)
+	manual := fs.Bool("manual", false, "the first demo: two engines, one migration ordered by hand, with per-phase timings")
+	mib := fs.Int("mib", 256, "memory of the workload, MiB (384 with --manual unless given)")
+	compress := fs.Bool("compress", false, "with --manual: compress the checkpoint stream with zstd")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "mib" })
+	if *manual && !given {
+		*mib = 384
+	}
+	if *mib < 1 || *mib > 16384 {
+		return usagef("--mib must be between 1 and 16384, got %d", *mib)
+	}
+	if *compress && !*manual {
+		return usagef("--compress goes with --manual (the leader decides how the cluster demo migrates)")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the demo starts dockerd and CRIU: run it as root (make demo)")
+	}
+	if *manual {
+		return runManualDemo(*mib, *compress, stdout)
+	}
+	return runClusterDemo(*mib, stdout)
 }
 
 // demoNode is one simulated node of the demo: an engine, its runtime and its endpoint.
@@ -43,22 +77,9 @@ func (n *demoNode) stop() {
 	n.engine.Stop(context.Background())
 }
 
-func runDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", stderr)
-	mib := fs.Int("mib", 384, "memory of the workload, MiB")
-	compress := fs.Bool("compress", false, "compress the checkpoint stream with zstd")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	if *mib < 1 || *mib > 16384 {
-		return usagef("--mib must be between 1 and 16384, got %d", *mib)
-	}
-	if os.Geteuid() != 0 {
-		return errors.New("the demo starts dockerd and CRIU: run it as root (make demo)")
-	}
+// runManualDemo is `godwit demo --manual`: two engines, each with a `godwit endpoint`, and
+// one migration ordered by hand, as the operator.
+func runManualDemo(mib int, compress bool, stdout io.Writer) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
@@ -111,7 +132,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	c, err := cli.ContainerCreate(ctx, &container.Config{
 		Image:  workload.Image,
-		Cmd:    workload.Cmd(*mib),
+		Cmd:    workload.Cmd(mib),
 		Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
 	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "memhog")
 	if err != nil {
@@ -129,7 +150,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 
 	say("asking %s's endpoint (%s), as operator, to migrate memhog to %s (endpoint %s)", src.name, src.addr, dst.name, dst.addr)
 	rep, err := (&migrate.Client{TLS: operator}).Migrate(ctx, src.addr, src.name, migrate.Order{
-		Workload: "memhog", TargetNode: dst.name, TargetAddr: dst.addr, Compress: *compress,
+		Workload: "memhog", TargetNode: dst.name, TargetAddr: dst.addr, Compress: compress,
 	}, 0)
 	if rep != nil {
 		printReport(stdout, rep)
