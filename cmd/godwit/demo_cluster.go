@@ -293,6 +293,7 @@ func runClusterDemo(mib int, stdout io.Writer) (err error) {
 	if err := drainCommand("drain", append([]string{"c1"}, apiArgs...), indented(stdout), stdout); err != nil {
 		return err
 	}
+	say("  waiting for the leader's next decision round (every 15 s), then the migration it orders:")
 	m, why, err := d.awaitMove(ctx, ac, wid, drained)
 	if err != nil {
 		return err
