@@ -257,7 +257,7 @@ func runClusterDemo(mib int, stdout io.Writer) (err error) {
 	}
 	apiArgs := []string{"--addr", d.agents[0].api, "--cacert", d.operator.CA, "--client-cert", d.operator.Cert, "--client-key", d.operator.Key}
 	var st api.Status
-	err = waitDemo(ctx, "a leader with the policy in force, and memhog in c1's inventory", 2*time.Minute, func() bool {
+	err = d.wait(ctx, "a leader with the policy in force, and memhog in c1's inventory", 2*time.Minute, func() bool {
 		if ac.get(ctx, "/v1/status", &st) != nil || st.Leader == nil || st.PolicyVersion == 0 || st.Members != 5 {
 			return false
 		}
@@ -340,9 +340,18 @@ func (i indent) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func waitDemo(ctx context.Context, what string, timeout time.Duration, cond func() bool) error {
+// wait polls cond until it holds, failing when timeout passes, the demo is interrupted or
+// one of its agents exits.
+func (d *clusterDemo) wait(ctx context.Context, what string, timeout time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
+		for _, a := range d.agents {
+			select {
+			case <-a.exited:
+				return fmt.Errorf("agent %s exited while waiting for %s", a.name, what)
+			default:
+			}
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
 		}
@@ -424,7 +433,7 @@ func (d *clusterDemo) awaitMove(ctx context.Context, ac *apiClient, wid string, 
 	var why *api.Explain
 	var found *scheduler.Migration
 	var last scheduler.Phase
-	err := waitDemo(ctx, "the leader to move memhog off c1", 3*time.Minute, func() bool {
+	err := d.wait(ctx, "the leader to move memhog off c1", 3*time.Minute, func() bool {
 		if why == nil {
 			var ex api.Explain
 			if ac.get(ctx, "/v1/explain", &ex) == nil {
@@ -518,7 +527,7 @@ func (d *clusterDemo) checkState(ctx context.Context, clis map[string]*client.Cl
 		}
 		return total
 	}
-	_ = waitDemo(ctx, "one running copy", 15*time.Second, func() bool { return count() == 1 && running[target] == 1 })
+	_ = d.wait(ctx, "one running copy", 15*time.Second, func() bool { return count() == 1 && running[target] == 1 })
 	cli, ok := clis[target]
 	if !ok {
 		return fmt.Errorf("the workload moved to %s, which has no engine", target)
