@@ -59,6 +59,10 @@ type NodeConfig struct {
 	// at once. Default 256: far above what a node's migrations need, low enough that a
 	// flood of connections cannot exhaust the process.
 	MaxConns int
+	// OnTransfer, when set, is called on the source after each checkpoint stream the target
+	// confirmed: what crossed the network to which node, and how long it took. The agent
+	// feeds it to gossip as the link's bandwidth estimate. It must not block.
+	OnTransfer func(Transfer)
 	// Fault, when set, is called at named points of a migration; an error it returns fails
 	// the migration there, as a real failure would (fault-injection tests). Points:
 	// "source-during-checkpoint" (100 ms into the dump, from another goroutine; its error is
@@ -66,6 +70,13 @@ type NodeConfig struct {
 	// "source-after-restore" (the target confirmed, nothing journaled yet),
 	// "target-streaming" (half received), "target-before-restore", "target-after-restore".
 	Fault func(point string) error
+}
+
+// Transfer is one checkpoint stream as its source saw it.
+type Transfer struct {
+	Peer     string        // the target node
+	Bytes    int64         // on the wire (compressed when the stream was)
+	Duration time.Duration // from the first byte sent to the target's confirmation
 }
 
 // FaultPoints are the points NodeConfig.Fault is called at, in the order a migration

@@ -225,6 +225,9 @@ func (m *sourceRun) run(ctx context.Context) error {
 	_ = entries
 	rep.WireBytes = wire
 	rep.add(PhaseTransfer, time.Since(t), wire)
+	if err == nil && n.cfg.OnTransfer != nil && wire > 0 {
+		n.cfg.OnTransfer(Transfer{Peer: m.e.Target, Bytes: wire, Duration: time.Since(t)})
+	}
 	if err == nil {
 		err = n.put(&m.e, PhaseStreamed, nil)
 	}

@@ -256,6 +256,19 @@ func (a *Agent) startNode(fault func(string) error) error {
 	n, err := migrate.NewNode(migrate.NodeConfig{
 		Name: a.cfg.Node, Runtime: a.rt, StateDir: a.migrateDir(), TLS: a.id, Fault: fault,
 		Log: a.log.With("component", "migrate"), SettleTimeout: a.tuning.MigrateSettle,
+		// What each checkpoint stream took is the link's bandwidth estimate, gossiped for
+		// the leader's cost model (gossip keeps it off memberlist's goroutines).
+		OnTransfer: func(tr migrate.Transfer) {
+			g := a.gossip.Load()
+			if g == nil || tr.Duration <= 0 {
+				return
+			}
+			go func() { // off the migration's path: it runs inside the downtime
+				if err := g.ObserveTransfer(tr.Peer, tr.Bytes, tr.Duration.Seconds()); err != nil {
+					a.log.Debug("bandwidth estimate not recorded", "peer", tr.Peer, "err", err)
+				}
+			}()
+		},
 	})
 	if err != nil {
 		return err

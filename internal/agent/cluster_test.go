@@ -278,6 +278,12 @@ func TestClusterEvacuatesDrainedNode(t *testing.T) {
 		}
 		return false
 	})
+	// The checkpoint stream measured the link: the source gossips its bandwidth estimate,
+	// which the leader's view of the site pair uses.
+	waitFor(t, "the source's bandwidth estimate to the target in gossip", 10*time.Second, func() bool {
+		_, ok := leader.Gossip().View().Bandwidth("c1", done.Target)
+		return ok
+	})
 	if !c.log.has("configured policy put in force") || !c.log.has("node recorded drained") {
 		t.Fatal("the leader's duties were not logged")
 	}
