@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Host set-up for godwit's demo and tests, idempotent: Docker engine 20.10 (docker.io, with
 # containerd and runc), CRIU >= 4.2 in a private prefix (scripts/install-criu.sh), the
-# godwit-runc runtime wrapper, and Chromium for the simulator report test. Fails loudly when
-# something cannot be installed; ends with `criu check`.
+# godwit-runc runtime wrapper, Chromium for the simulator report test, and promtool for the
+# metrics test. Fails loudly when something cannot be installed; ends with `criu check`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -15,6 +15,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v runc >/dev/null || need+=(runc)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v nsenter >/dev/null || need+=(util-linux)
+command -v promtool >/dev/null || need+=(promtool)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
 	apt-get update -qq

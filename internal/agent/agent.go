@@ -20,6 +20,7 @@ import (
 
 	"github.com/godwit-io/godwit/gossip"
 	"github.com/godwit-io/godwit/internal/api"
+	"github.com/godwit-io/godwit/internal/metrics"
 	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/migrate"
 	"github.com/godwit-io/godwit/scheduler"
@@ -309,10 +310,15 @@ func (a *Agent) startControlPlane() error {
 
 // startAPI serves the HTTPS API (before gossip, which publishes its address).
 func (a *Agent) startAPI() error {
+	mc := metrics.Config{Node: a.cfg.Node, View: a.view}
+	if a.cp != nil {
+		mc.Ledger, mc.Raft = a.cp.FSM().Read, a.cp.Server()
+	}
 	s, err := api.New(api.Config{
 		Node: a.cfg.Node, Role: a.cfg.Role, Site: a.cfg.Site, TLS: a.id,
 		View: a.view, APIAddr: a.nodeAPIAddr, RoleOf: func(n gossip.NodeView) string { return n.Labels[LabelRole] },
 		ControlPlane: a.cp, Log: a.log.With("component", "api"),
+		Metrics: metrics.Handler(metrics.NewRegistry(mc)),
 	})
 	if err != nil {
 		return err

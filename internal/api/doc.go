@@ -9,7 +9,8 @@
 // writes every error as {"error": "...", "code": "..."} with an HTTP status that fits.
 // It logs the method, the path, the caller and the status, never a body or a header.
 //
-// Routing. Read endpoints that need only the local view (status, nodes) are answered by any
+// Routing. Read endpoints that need only the local view (status, nodes, and GET /metrics,
+// Prometheus' exposition of the agent's own metrics, internal/metrics) are answered by any
 // agent. Those that need the replicated state (containers with their owners, migrations,
 // policy) are answered by any server; a client agent forwards them to an alive server.
 // Explanations (the leader's last plan) and every write are answered by the leader:

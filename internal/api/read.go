@@ -22,9 +22,32 @@ func (s *Server) routes() {
 	s.handle("POST /v1/drain/{node}", true, leader, s.drain)
 	s.handle("POST /v1/undrain/{node}", true, leader, s.undrain)
 	s.handle("POST /v1/policy", true, leader, s.applyPolicy)
+	if s.cfg.Metrics != nil {
+		s.handle("GET /metrics", false, local, s.metrics)
+	}
 	s.handle("/", false, local, func(c *call) (int, any, error) {
 		return 0, nil, errorf(http.StatusNotFound, CodeNotFound, "no endpoint %s %s", c.r.Method, c.r.URL.Path)
 	})
+}
+
+// metrics serves this agent's own metrics: each agent is scraped for itself, never through
+// another, so the route is local.
+func (s *Server) metrics(c *call) (int, any, error) {
+	w := &statusWriter{ResponseWriter: c.w, status: http.StatusOK}
+	s.cfg.Metrics.ServeHTTP(w, c.r)
+	c.written = w.status
+	return 0, nil, errWritten
+}
+
+// statusWriter remembers the status a handler wrote, for the request's log line.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
 }
 
 // state is the replicated state (servers only).

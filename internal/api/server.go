@@ -67,6 +67,9 @@ type Config struct {
 	Now func() time.Time
 	// ForwardTimeout bounds a forwarded request (default 30s).
 	ForwardTimeout time.Duration
+	// Metrics, if set, answers GET /metrics (Prometheus' exposition, internal/metrics)
+	// to any caller with a verified cluster identity; without it the path is not found.
+	Metrics http.Handler
 }
 
 // Server is one agent's API server. Its methods are safe for concurrent use.

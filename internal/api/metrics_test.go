@@ -1,0 +1,96 @@
+package api_test
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/godwit-io/godwit/internal/agent"
+	"github.com/godwit-io/godwit/internal/pki"
+)
+
+// TestMetrics scrapes GET /metrics from every agent of an in-process cluster, as a client
+// node's certificate (any cluster identity may read it): servers report the ledger and raft,
+// the client agent only gossip and the process; the leader says it leads; and promtool,
+// when installed, finds nothing wrong with the exposition.
+func TestMetrics(t *testing.T) {
+	c := startCluster(t)
+	hc := c.httpClient(t, "c1", pki.RoleClient)
+	scrape := func(a *agent.Agent) ([]byte, map[string]*dto.MetricFamily) {
+		t.Helper()
+		ans := do(t, hc, "GET", a, "/metrics", nil)
+		if ans.status != 200 {
+			t.Fatalf("GET /metrics on %s: %d %s", a.Config().Node, ans.status, ans.body)
+		}
+		if ans.servedBy != a.Config().Node {
+			t.Errorf("GET /metrics on %s served by %q: an agent's metrics are its own", a.Config().Node, ans.servedBy)
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := p.TextToMetricFamilies(bytes.NewReader(ans.body))
+		if err != nil {
+			t.Fatalf("%s: %v in\n%s", a.Config().Node, err, ans.body)
+		}
+		return ans.body, families
+	}
+	everywhere := []string{"godwit_cluster_members", "godwit_node_cpu_load_ratio", "godwit_node_memory_load_ratio",
+		"go_goroutines", "process_cpu_seconds_total"}
+	serversOnly := []string{"godwit_migrations", "godwit_migrations_finished", "godwit_migration_downtime_seconds",
+		"godwit_cost_model_error_seconds", "godwit_policy_version", "godwit_raft_leader", "godwit_raft_term",
+		"godwit_raft_last_log_index"}
+	for _, a := range c.all() {
+		body, families := scrape(a)
+		isServer := a.Config().Role == agent.RoleServer
+		for _, n := range everywhere {
+			if families[n] == nil {
+				t.Errorf("%s: no %s", a.Config().Node, n)
+			}
+		}
+		for _, n := range serversOnly {
+			if (families[n] != nil) != isServer {
+				t.Errorf("%s (%s): has %s = %v", a.Config().Node, a.Config().Role, n, families[n] != nil)
+			}
+		}
+		// The cluster was up with four alive members before the scrape; a label value is
+		// one of the fixed statuses.
+		for _, m := range families["godwit_cluster_members"].GetMetric() {
+			if s := m.GetLabel()[0].GetValue(); s == "alive" && m.GetGauge().GetValue() < 1 {
+				t.Errorf("%s: no alive member, not even itself", a.Config().Node)
+			}
+		}
+		promtoolCheck(t, a.Config().Node, body)
+	}
+
+	// Leadership may move between two looks; the test waits for the agent that leads to
+	// say so in its metrics rather than comparing two instants.
+	waitFor(t, "a server whose metrics say it leads", 30*time.Second, func() bool {
+		l := c.leader()
+		if l == nil {
+			return false
+		}
+		_, families := scrape(l)
+		return families["godwit_raft_leader"].GetMetric()[0].GetGauge().GetValue() == 1
+	})
+}
+
+// promtoolCheck runs `promtool check metrics` over an exposition, when promtool is
+// installed (Debian package promtool).
+func promtoolCheck(t *testing.T, node string, body []byte) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool not installed (Debian package promtool): skipping `promtool check metrics`")
+		return
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool check metrics on %s's /metrics: %v\n%s", node, err, strings.TrimSpace(string(out)))
+	}
+}

@@ -1,0 +1,62 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/godwit-io/godwit/gossip"
+)
+
+// memberStatuses are the values of the status label, every one reported (0 included) so
+// that a status that empties shows as 0 rather than disappearing.
+var memberStatuses = []gossip.Status{gossip.StatusAlive, gossip.StatusFailed, gossip.StatusLeft, gossip.StatusUnknown}
+
+var (
+	descMembers = prometheus.NewDesc("godwit_cluster_members",
+		"Cluster members in this agent's gossip view, by status.", []string{"status"}, nil)
+	descCPULoad = prometheus.NewDesc("godwit_node_cpu_load_ratio",
+		"This node's CPU in use by its containers as a fraction of the capacity it offers (0 when unknown).", nil, nil)
+	descMemoryLoad = prometheus.NewDesc("godwit_node_memory_load_ratio",
+		"This node's memory in use by its containers as a fraction of the capacity it offers (0 when unknown).", nil, nil)
+)
+
+// GossipCollector reports the gossip view: members by status and this node's load.
+type GossipCollector struct {
+	node string
+	view func() gossip.ClusterView
+}
+
+// NewGossipCollector returns a collector of view as seen by node.
+func NewGossipCollector(node string, view func() gossip.ClusterView) *GossipCollector {
+	return &GossipCollector{node: node, view: view}
+}
+
+// Describe implements prometheus.Collector.
+func (c *GossipCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descMembers
+	ch <- descCPULoad
+	ch <- descMemoryLoad
+}
+
+// Collect implements prometheus.Collector.
+func (c *GossipCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.view()
+	counts := map[gossip.Status]int{}
+	for _, n := range v.Nodes {
+		s := n.Status
+		if s != gossip.StatusAlive && s != gossip.StatusFailed && s != gossip.StatusLeft {
+			s = gossip.StatusUnknown
+		}
+		counts[s]++
+	}
+	for _, s := range memberStatuses {
+		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(counts[s]), s.String())
+	}
+	// A scan rather than ClusterView.Node, whose index only views made by gossip have.
+	for _, n := range v.Nodes {
+		if n.Name == c.node {
+			ch <- prometheus.MustNewConstMetric(descCPULoad, prometheus.GaugeValue, n.Load.CPUFraction())
+			ch <- prometheus.MustNewConstMetric(descMemoryLoad, prometheus.GaugeValue, n.Load.MemoryFraction())
+			break
+		}
+	}
+}
