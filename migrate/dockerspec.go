@@ -3,9 +3,11 @@ package migrate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -228,6 +230,28 @@ func (w *dockerWorkload) check(spec *Spec, p DockerPolicy) error {
 		}
 	}
 	return nil
+}
+
+var capabilityName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+
+// NormalizeCapabilities turns capability names as operators write them (net_admin,
+// CAP_NET_ADMIN) into DockerPolicy.AllowCapabilities' form (NET_ADMIN), without duplicates,
+// and refuses ALL: a node that takes every capability should say so one by one.
+func NormalizeCapabilities(caps []string) ([]string, error) {
+	var out []string
+	for _, c := range caps {
+		n := strings.TrimPrefix(strings.ToUpper(c), "CAP_")
+		if n == "ALL" {
+			return nil, errors.New("ALL is not accepted: name each capability")
+		}
+		if !capabilityName.MatchString(n) {
+			return nil, fmt.Errorf("%q is not a capability name", c)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 var volumeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$`)

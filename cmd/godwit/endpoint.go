@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,7 +94,7 @@ func runEndpoint(args []string, stdout, stderr io.Writer) error {
 		return usagef("--memory-capacity: %v", err)
 	}
 	accept := migrate.DockerPolicy{AllowHostNetwork: *allowHostNet, BindRoots: bindRoots}
-	if accept.AllowCapabilities, err = parseCapabilities(caps); err != nil {
+	if accept.AllowCapabilities, err = migrate.NormalizeCapabilities(caps); err != nil {
 		return usagef("--allow-cap: %w", err)
 	}
 	var fault func(string) error
@@ -167,27 +166,6 @@ func pauseAt(point string, w io.Writer) func(string) error {
 		}
 		select {}
 	}
-}
-
-var capabilityName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-
-// parseCapabilities normalizes capability names (net_admin, CAP_NET_ADMIN: NET_ADMIN) and
-// refuses ALL: a node that takes every capability should say so one by one.
-func parseCapabilities(caps []string) ([]string, error) {
-	var out []string
-	for _, c := range caps {
-		n := strings.TrimPrefix(strings.ToUpper(c), "CAP_")
-		if n == "ALL" {
-			return nil, errors.New("ALL is not accepted: name each capability")
-		}
-		if !capabilityName.MatchString(n) {
-			return nil, fmt.Errorf("%q is not a capability name", c)
-		}
-		if !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 // pathsFlag collects a repeatable flag of clean absolute paths (commas are part of a path).

@@ -124,12 +124,12 @@ func TestPauseAt(t *testing.T) {
 }
 
 func TestParseCapabilities(t *testing.T) {
-	got, err := parseCapabilities([]string{"net_admin", "CAP_NET_ADMIN", "SYS_PTRACE"})
+	got, err := migrate.NormalizeCapabilities([]string{"net_admin", "CAP_NET_ADMIN", "SYS_PTRACE"})
 	if err != nil || strings.Join(got, ",") != "NET_ADMIN,SYS_PTRACE" {
 		t.Errorf("got %v, %v", got, err)
 	}
 	for _, bad := range []string{"ALL", "cap_all", "NET ADMIN", "1CAP", ""} {
-		if _, err := parseCapabilities([]string{bad}); err == nil {
+		if _, err := migrate.NormalizeCapabilities([]string{bad}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/godwit-io/godwit/internal/pki"
+	"github.com/godwit-io/godwit/migrate"
 )
 
 // ErrInvalidConfig is what a *ConfigError is (errors.Is): LoadConfig and ParseConfig return
@@ -342,7 +343,7 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 			d.atPath(fmt.Sprintf("accept.bind_roots[%d]", i), root, "must be an absolute path, got %q", r)
 		}
 	}
-	caps, err := normalizeCapabilities(c.Accept.AllowCapabilities)
+	caps, err := migrate.NormalizeCapabilities(c.Accept.AllowCapabilities)
 	if err != nil {
 		d.atPath("accept.allow_capabilities", root, "%v", err)
 	}
@@ -413,26 +414,6 @@ func (c *Config) resolvePaths(dir string) {
 	if c.Server != nil {
 		abs(&c.Server.PolicyFile)
 	}
-}
-
-var capabilityName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-
-// normalizeCapabilities turns net_admin or CAP_NET_ADMIN into NET_ADMIN, refuses ALL.
-func normalizeCapabilities(caps []string) ([]string, error) {
-	var out []string
-	for _, c := range caps {
-		n := strings.TrimPrefix(strings.ToUpper(c), "CAP_")
-		if n == "ALL" {
-			return nil, errors.New("ALL is not accepted: name each capability")
-		}
-		if !capabilityName.MatchString(n) {
-			return nil, fmt.Errorf("%q is not a capability name", c)
-		}
-		if !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 // ReadGossipKey reads a key file written by `godwit keygen`: base64 of 16, 24 or 32 bytes.
