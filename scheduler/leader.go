@@ -336,26 +336,33 @@ func (l *Leader) proposeAs(ctx context.Context, t CommandType, body any, by stri
 	if by == "" {
 		by = l.cfg.Name
 	}
-	cmd, err := Encode(t, body, l.cfg.Now(), by)
+	return Propose(ctx, l.cfg.Replica, t, body, l.cfg.Now(), by)
+}
+
+// Propose encodes one command (stamped at, in the name of by) and applies it through r. A
+// refusal by the state machine is the error, with the result beside it.
+func Propose(ctx context.Context, r Replica, t CommandType, body any, at time.Time, by string) (*ApplyResult, error) {
+	cmd, err := Encode(t, body, at, by)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := l.cfg.Replica.Apply(ctx, cmd)
+	resp, err := r.Apply(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	res, ok := resp.(ApplyResult)
-	if !ok {
-		if p, ok := resp.(*ApplyResult); ok && p != nil {
-			res = *p
-		} else {
-			return nil, fmt.Errorf("scheduler: unexpected apply response %T", resp)
+	var res ApplyResult
+	switch v := resp.(type) {
+	case ApplyResult:
+		res = v
+	case *ApplyResult:
+		if v == nil {
+			return nil, errors.New("scheduler: nil apply response")
 		}
+		res = *v
+	default:
+		return nil, fmt.Errorf("scheduler: unexpected apply response %T", resp)
 	}
-	if res.Err != nil {
-		return &res, res.Err
-	}
-	return &res, nil
+	return &res, res.Err
 }
 
 // track starts the goroutine that drives (order) or settles (!order) migration id, once per

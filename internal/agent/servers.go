@@ -139,22 +139,5 @@ func (a *Agent) leaderDuties(ctx context.Context, v gossip.ClusterView, d *serve
 
 // propose applies one command through raft; a refusal by the state machine is an error.
 func (a *Agent) propose(ctx context.Context, t scheduler.CommandType, body any) (*scheduler.ApplyResult, error) {
-	cmd, err := scheduler.Encode(t, body, time.Now(), a.cfg.Node)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := a.cp.Server().Apply(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	var res scheduler.ApplyResult
-	switch r := resp.(type) {
-	case scheduler.ApplyResult:
-		res = r
-	case *scheduler.ApplyResult:
-		res = *r
-	default:
-		return nil, fmt.Errorf("agent: unexpected apply response %T", resp)
-	}
-	return &res, res.Err
+	return scheduler.Propose(ctx, a.cp.Server(), t, body, time.Now(), a.cfg.Node)
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"path"
 
@@ -90,25 +89,5 @@ func (s *Server) applyPolicy(c *call) (int, any, error) {
 // propose applies one command through raft as the caller; a refusal by the state
 // machine is an error.
 func (s *Server) propose(c *call, t scheduler.CommandType, body any) (*scheduler.ApplyResult, error) {
-	cmd, err := scheduler.Encode(t, body, s.cfg.Now(), by(c))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := s.cfg.ControlPlane.Server().Apply(c.r.Context(), cmd)
-	if err != nil {
-		return nil, err
-	}
-	var res scheduler.ApplyResult
-	switch r := resp.(type) {
-	case scheduler.ApplyResult:
-		res = r
-	case *scheduler.ApplyResult:
-		res = *r
-	default:
-		return nil, fmt.Errorf("api: unexpected apply response %T", resp)
-	}
-	if res.Err != nil {
-		return &res, res.Err
-	}
-	return &res, nil
+	return scheduler.Propose(c.r.Context(), s.cfg.ControlPlane.Server(), t, body, s.cfg.Now(), by(c))
 }
