@@ -197,7 +197,7 @@ func (m *sourceRun) run(ctx context.Context) error {
 
 	// Stream the checkpoint (and local volumes) to the target.
 	t = time.Now()
-	size, entries, err := m.streamSize(ctx)
+	size, err := m.streamSize(ctx)
 	if err != nil {
 		return m.rollback(ctx, frozen, err)
 	}
@@ -210,9 +210,6 @@ func (m *sourceRun) run(ctx context.Context) error {
 				tc.cancelStream(ferr)
 			}
 		}
-		if m.o.Compress || p.Total <= 0 {
-			return
-		}
 	}
 	_, err = tc.call(ctx, request{Op: opStream, Compressed: m.o.Compress, Size: size}, func(w io.Writer) error {
 		w = tc.streamWriter(w)
@@ -222,7 +219,6 @@ func (m *sourceRun) run(ctx context.Context) error {
 		wire = wn
 		return err
 	}, 5*time.Minute)
-	_ = entries
 	rep.WireBytes = wire
 	rep.add(PhaseTransfer, time.Since(t), wire)
 	if err == nil && n.cfg.OnTransfer != nil && wire > 0 {
@@ -431,17 +427,15 @@ func (n *Node) settleOnce(ctx context.Context, e *Entry, cause error) (settleOut
 	return settledRolledBack, nil
 }
 
-// streamSize is an upper bound on the checkpoint stream's bytes and its entry count; the
-// target refuses streams that exceed what was declared.
-func (m *sourceRun) streamSize(ctx context.Context) (int64, int, error) {
+// streamSize is an upper bound on the checkpoint stream's bytes; the target refuses streams
+// that exceed what was declared.
+func (m *sourceRun) streamSize(ctx context.Context) (int64, error) {
 	var size int64 = 2 * 512 * 10 // end-of-archive blocks, rounded up generously
-	entries := 0
 	walk := func(dir string) error {
 		return filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
 			if err != nil {
 				return err
 			}
-			entries++
 			size += 3 * 512 // header, and a PAX header for long names or large values
 			if fi.Mode().IsRegular() {
 				size += (fi.Size() + 511) / 512 * 512
@@ -450,20 +444,20 @@ func (m *sourceRun) streamSize(ctx context.Context) (int64, int, error) {
 		})
 	}
 	if err := walk(m.e.CheckpointDir); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if vm, ok := m.n.rt.(VolumeMover); ok {
 		for _, v := range m.spec.Volumes {
 			p, err := vm.VolumePath(ctx, v.Name)
 			if err != nil {
-				return 0, 0, err
+				return 0, err
 			}
 			if err := walk(p); err != nil {
-				return 0, 0, err
+				return 0, err
 			}
 		}
 	}
-	return size, entries, nil
+	return size, nil
 }
 
 // writeCheckpointStream writes the checkpoint (under checkpoint/) and the contents of the

@@ -178,7 +178,7 @@ func (e *RemoteError) Error() string {
 
 func (e *RemoteError) Unwrap() error { return e.kind }
 
-// readRequestFrame reads one JSON frame strictly: bounded, unknown fields refused.
+// readStrictFrame reads one JSON frame strictly: bounded, unknown fields refused.
 func readStrictFrame(r io.Reader, v any) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
