@@ -381,7 +381,10 @@ func (n *Node) handle(ctx context.Context, peer pki.Identity, req *request, body
 		if err := n.authorizeSettle(peer, req.MigrationID, true); err != nil {
 			return response{}, err
 		}
-		st, err := n.Resolve(ctx, req.MigrationID, req.Outcome)
+		// Only the control plane (or an operator) may fence off an order that has not
+		// arrived; a node aborting its own part on a peer never creates anything there.
+		fence := peer.Role == pki.RoleServer || peer.Role == pki.RoleOperator
+		st, err := n.resolve(ctx, req.MigrationID, req.Outcome, fence)
 		return response{Status: &st}, err
 	case opPreflight, opHasImage, opImage, opPrepare, opStream, opRestore:
 		if !peer.IsNode() {

@@ -410,3 +410,33 @@ func TestStagingExpires(t *testing.T) {
 		t.Fatalf("target kept %d prepared workloads", n)
 	}
 }
+
+// TestAbortFencesALateOrder: the control plane aborts a migration the source never heard of
+// (its order is lost, or still on its way from a deposed leader); the source journals the
+// ID as failed, and the order, when it comes, is refused: nothing freezes.
+func TestAbortFencesALateOrder(t *testing.T) {
+	p := newTestPKI(t)
+	src, dst := startTestNode(t, p, "src", nil), startTestNode(t, p, "dst", nil)
+	mem := memory(t, 1024)
+	wid := src.rt.Add("w", mem, managed)
+	op := operator(t, p)
+	ctx := context.Background()
+	st, err := op.Resolve(ctx, src.addr, "src", "m-late", OutcomeAbort)
+	if err != nil || st == nil || !st.Known || st.Phase != PhaseFailed {
+		t.Fatalf("abort of an unknown migration: %+v, %v", st, err)
+	}
+	if _, err := op.Migrate(ctx, src.addr, "src", Order{ID: "m-late", Workload: wid, TargetNode: "dst", TargetAddr: dst.addr}, 0); !errors.Is(err, ErrRefused) {
+		t.Fatalf("the late order: %v, want ErrRefused", err)
+	}
+	if where := copies(t, wid, mem, src, dst); len(where) != 1 || where[0] != "src" {
+		t.Fatalf("copies: %v", where)
+	}
+	// A node aborting its part on a peer (no entry there) creates nothing.
+	peer := &Client{TLS: p.tls(t, "dst", pki.RoleClient)}
+	if _, _, err := peer.call(ctx, src.addr, "src", request{Op: opResolve, MigrationID: "m-other", Outcome: OutcomeAbort}, nil, 0); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("a node's abort of an unknown migration: %v", err)
+	}
+	if _, ok := src.node().Journal().Get("m-other"); ok {
+		t.Fatal("a node's abort created an entry")
+	}
+}

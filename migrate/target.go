@@ -245,6 +245,13 @@ func (n *Node) undoRestore(ctx context.Context, e *Entry, cause error) error {
 // on a source, either asks the target and settles (the source never takes an outcome on
 // faith: the target's state decides). Idempotent.
 func (n *Node) Resolve(ctx context.Context, id, outcome string) (Status, error) {
+	return n.resolve(ctx, id, outcome, false)
+}
+
+// resolve is Resolve; with fence, an abort of a migration this node has never heard of is
+// journaled (finished, failed), so that an order with that ID still on its way is refused
+// when it arrives: a leader that concludes "the order never arrived" makes it true.
+func (n *Node) resolve(ctx context.Context, id, outcome string, fence bool) (Status, error) {
 	if outcome != OutcomeCommit && outcome != OutcomeAbort {
 		return Status{}, fmt.Errorf("%w: outcome must be %q or %q, not %q", ErrRefused, OutcomeCommit, OutcomeAbort, outcome)
 	}
@@ -256,6 +263,9 @@ func (n *Node) Resolve(ctx context.Context, id, outcome string) (Status, error) 
 		// Nothing here: nothing to undo; nothing to commit either.
 		if outcome == OutcomeCommit {
 			err = fmt.Errorf("%w: migration %s is unknown here", ErrNotFound, id)
+		} else if fence {
+			e := Entry{ID: id, Side: SideSource, Source: n.cfg.Name}
+			err = n.put(&e, PhaseFailed, errors.New("aborted before any order for it arrived; an order with this ID is refused"))
 		}
 	case e.Side == SideTarget:
 		err = n.resolveTarget(ctx, &e, outcome)

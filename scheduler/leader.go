@@ -537,8 +537,17 @@ func (l *Leader) settleOnce(ctx context.Context, m *Migration, log *slog.Logger)
 	}
 	if !st.Known {
 		if m.Phase == PhasePlanned || m.Phase == PhasePreparing {
-			// The order never reached the source (the call that would carry it is over):
-			// nothing was frozen.
+			// No order has reached the source. One may still be on its way (a deposed
+			// leader's): the abort fences it off (the source journals the ID as failed and
+			// refuses it), so nothing was frozen and nothing will be.
+			fenced, err := l.cfg.Nodes.Resolve(ctx, addr, m.Source, m.ID, migrate.OutcomeAbort)
+			if err != nil || fenced == nil || !fenced.Known {
+				log.Debug("could not fence off the order yet", "err", err)
+				return false
+			}
+			if fenced.Phase != migrate.PhaseFailed {
+				return false // the order arrived meanwhile: follow it
+			}
 			l.finish(ctx, m.ID, FinishMigration{Phase: PhaseFailed, Failure: "the source never received the order"}, log)
 			return true
 		}

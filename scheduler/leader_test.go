@@ -342,3 +342,31 @@ func TestLeaderNoProgress(t *testing.T) {
 		return m != nil && m.Phase == PhaseCompleted
 	})
 }
+
+// TestLeaderFencesALostOrder: a planned migration whose order never reached the source is
+// recorded failed only after the source has fenced off its ID, so a late order is refused.
+func TestLeaderFencesALostOrder(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2")
+	wid := c.rts["n1"].Add("w", []byte("memory of w"), managed())
+	fsm := NewFSM(FSMConfig{})
+	l := newTestLeader(t, c, fsm, &directReplica{fsm: fsm})
+	ctx := context.Background()
+	// Recorded, never ordered: the leader that planned it died before the order left.
+	id, err := l.plan(ctx, PlanMigration{Workload: wid, Source: "n1", Target: "n2", Method: migrate.MethodStopAndCopy}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.settle(ctx, id)
+	if m, _ := fsm.State().Migration(id); m == nil || m.Phase != PhaseFailed {
+		t.Fatalf("ledger: %+v", m)
+	}
+	addr, _ := c.MigrationAddr("n1")
+	_, err = (&migrate.Client{TLS: c.tls("old-leader", pki.RoleServer)}).Migrate(ctx, addr, "n1",
+		migrate.Order{ID: id, Workload: wid, TargetNode: "n2", TargetAddr: c.addrs["n2"]}, 0)
+	if !errors.Is(err, migrate.ErrRefused) {
+		t.Fatalf("the late order: %v, want ErrRefused", err)
+	}
+	if w := c.where(wid); len(w) != 1 || w[0] != "n1" {
+		t.Fatalf("runs on %v", w)
+	}
+}
