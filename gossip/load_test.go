@@ -1,14 +1,17 @@
 package gossip
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,9 +89,16 @@ func TestCgroupV1(t *testing.T) {
 }
 
 // TestCgroupRealKernel makes a real cgroup (v2, or v1 memory+cpuacct as on this
-// project's machines), runs a busy child process in it, and measures it through
+// project's machines), starts a child process inside it, and measures it through
 // CgroupLoadSource. Needs root and a writable /sys/fs/cgroup, else skips; removes the
 // cgroup and the child even on failure.
+//
+// The child is inside the cgroup before it has any memory of its own: a shell writes its
+// own PID into cgroup.procs and then execs the child (this test binary again, as
+// TestCgroupChildProcess), so every page the child touches is charged to the new cgroup
+// (on cgroup v1 with move_charge_at_immigrate=0, pages touched before a move stay charged
+// to the old group). Nothing depends on timing: the child says when its memory is
+// touched and when it has used a given amount of CPU, and the test samples around that.
 func TestCgroupRealKernel(t *testing.T) {
 	const root = "/sys/fs/cgroup"
 	id := fmt.Sprintf("godwit-gossip-test-%d", os.Getpid())
@@ -104,37 +114,115 @@ func TestCgroupRealKernel(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = os.Remove(d) })
 	}
-	// The child touches its memory only after it has been moved into the cgroup: on cgroup
-	// v1 pages charged before the move stay with the old cgroup, and a bare busy loop may
-	// then show 0 bytes.
-	cmd := exec.Command("sh", "-c", `sleep 0.3; x=$(head -c 4000000 /dev/zero | tr '\0' a); while :; do :; done`)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := ""
+	for _, d := range dirs {
+		script += fmt.Sprintf("echo $$ > %q/cgroup.procs || exit 97; ", d)
+	}
+	script += `exec "$0" -test.run='^TestCgroupChildProcess$'`
+	cmd := exec.Command("sh", "-c", script, self)
+	cmd.Env = append(os.Environ(), cgroupChildEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	// Registered after the rmdirs, so it runs first: the cgroup must be empty to go.
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for _, d := range dirs {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
-			t.Skipf("cannot move a process into %s (%v)", d, err)
+	lines := bufio.NewScanner(stdout)
+	expect := func(want string) {
+		t.Helper()
+		for lines.Scan() {
+			if lines.Text() == want {
+				return
+			}
 		}
+		_ = cmd.Process.Kill()
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 97 {
+			t.Skipf("cannot start a process inside %v", dirs)
+		}
+		t.Fatalf("child ended before saying %q: %v", want, err)
 	}
+	expect("touched")
+
 	src := &CgroupLoadSource{Root: root, IDs: func() []string { return []string{id} }, Patterns: []string{"%s"}}
-	time.Sleep(time.Second) // the child allocates, then spins
-	t0 := time.Now()
-	if _, err := src.Sample(t0); err != nil {
+	if _, err := src.Sample(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	if _, err := io.WriteString(stdin, "burn\n"); err != nil {
+		t.Fatal(err)
+	}
+	expect("burnt")
 	s, err := src.Sample(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A busy loop uses up to one core; on a 2-core machine shared with fuzzers and other
-	// tests it may get little of it, so only require that its use shows.
-	if s.CPUCores < 0.02 || s.CPUCores > 1.1 || s.MemoryBytes == 0 {
-		t.Errorf("busy child measured as %.2f cores, %d bytes; want 0.02..1.1 cores, > 0 bytes", s.CPUCores, s.MemoryBytes)
+	// Between the two samples the child used at least cgroupChildBurn of CPU, so its rate
+	// is above 0 however busy the machine is; it is one busy goroutine, so at most about
+	// one core (the bound allows for the Go runtime's own threads).
+	if s.CPUCores <= 0 || s.CPUCores > float64(runtime.NumCPU()) {
+		t.Errorf("child measured at %.3f cores; want more than 0 and at most %d", s.CPUCores, runtime.NumCPU())
 	}
-	t.Logf("busy child: %.2f cores, %d bytes", s.CPUCores, s.MemoryBytes)
+	if s.MemoryBytes < cgroupChildMemory {
+		t.Errorf("child measured at %d bytes; it touched %d in the cgroup", s.MemoryBytes, cgroupChildMemory)
+	}
+	t.Logf("child: %.3f cores, %d bytes", s.CPUCores, s.MemoryBytes)
+}
+
+const (
+	cgroupChildEnv    = "GODWIT_TEST_CGROUP_CHILD"
+	cgroupChildMemory = 16 << 20
+	cgroupChildBurn   = 100 * time.Millisecond
+)
+
+// cgroupChildSink keeps the child's memory reachable.
+var cgroupChildSink []byte
+
+// TestCgroupChildProcess is the child of TestCgroupRealKernel, not a test of its own: it
+// touches cgroupChildMemory bytes and says "touched", then for each line on stdin uses
+// cgroupChildBurn of CPU and says "burnt".
+func TestCgroupChildProcess(t *testing.T) {
+	if os.Getenv(cgroupChildEnv) != "1" {
+		t.Skip("the child process of TestCgroupRealKernel")
+	}
+	cgroupChildSink = make([]byte, cgroupChildMemory)
+	for i := range cgroupChildSink {
+		cgroupChildSink[i] = byte(i)
+	}
+	fmt.Println("touched")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		start := childCPUTime()
+		x := uint64(1)
+		for childCPUTime()-start < cgroupChildBurn {
+			for range 100_000 {
+				x = x*6364136223846793005 + 1442695040888963407
+			}
+		}
+		cgroupChildSink[0] = byte(x)
+		fmt.Println("burnt")
+	}
+	os.Exit(0)
+}
+
+// childCPUTime is the CPU time this process has used.
+func childCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestStaticLoadSourceCopies(t *testing.T) {
