@@ -26,10 +26,14 @@ type ControlPlane struct {
 }
 
 // NewControlPlane starts the raft server with a new FSM and watches leadership. In lc,
-// Replica and FSM are set here; Name defaults to the server's.
+// Replica and FSM are set here; Name defaults to the server's, and sc.Observer to
+// lc.Observer.
 func NewControlPlane(sc ServerConfig, lc LeaderConfig) (*ControlPlane, error) {
 	fsm := NewFSM(FSMConfig{})
 	sc.FSM = fsm
+	if sc.Observer == nil {
+		sc.Observer = lc.Observer
+	}
 	srv, err := NewServer(sc)
 	if err != nil {
 		return nil, err

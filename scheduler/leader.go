@@ -50,6 +50,9 @@ type LeaderConfig struct {
 	Log       *slog.Logger
 	// Now is the clock (tests pass a fake). Default time.Now.
 	Now func() time.Time
+	// Observer is told of decision rounds and recorded outcomes (metrics); nil means
+	// nobody.
+	Observer Observer
 
 	// Interval between decision rounds. Default 15s: load changes are gossiped in about
 	// a second, and a migration takes seconds, so deciding more often only chases noise.
@@ -75,6 +78,9 @@ func (c *LeaderConfig) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 	if c.Interval == 0 {
 		c.Interval = 15 * time.Second
@@ -173,7 +179,7 @@ func (l *Leader) reconcile(ctx context.Context) {
 }
 
 // Round is one decision: view, evaluate, record, order.
-func (l *Leader) Round(ctx context.Context) error {
+func (l *Leader) Round(ctx context.Context) (err error) {
 	st := l.cfg.FSM.State()
 	if st.Policy == nil {
 		return nil // no policy in force: nothing moves
@@ -182,9 +188,13 @@ func (l *Leader) Round(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scheduler: the policy in force does not parse: %w", err)
 	}
+	// Timed on the wall clock, not cfg.Now (a test's fake clock does not move by itself).
+	start := time.Now()
+	var refused []policy.Refusal
 	now := l.cfg.Now()
 	view := BuildView(l.cfg.Gossip(), l.viewInputs(st))
 	plan := policy.Evaluate(view, pol, st.Cost.Model, st.Ledger(), now)
+	defer func() { l.cfg.Observer.DecisionRound(time.Since(start), &plan, refused, err) }()
 	l.mu.Lock()
 	l.lastPlan = &plan
 	l.mu.Unlock()
@@ -205,7 +215,8 @@ func (l *Leader) Round(ctx context.Context) error {
 	l.decide.Lock()
 	defer l.decide.Unlock()
 	fresh := l.cfg.FSM.State()
-	committed, refused := policy.Commit(view, pol, fresh.Ledger(), plan.Decisions, l.cfg.Now())
+	committed, refusedNow := policy.Commit(view, pol, fresh.Ledger(), plan.Decisions, l.cfg.Now())
+	refused = refusedNow
 	for _, r := range refused {
 		l.cfg.Log.Info("decision refused on re-check", "workload", r.Decision.Container, "from", r.Decision.From,
 			"to", r.Decision.To, "reason", r.Reason, "detail", r.Detail)
@@ -235,6 +246,8 @@ func byName(by string) string {
 	return name
 }
 
+// decisionSummary is the Reason the ledger records for a migration the engine decided;
+// DecisionTriggers reads its triggers back.
 func decisionSummary(d policy.Decision) string {
 	parts := []string{fmt.Sprintf("score %.3g", d.Score)}
 	if len(d.Triggers) > 0 {
@@ -242,6 +255,17 @@ func decisionSummary(d policy.Decision) string {
 	}
 	parts = append(parts, fmt.Sprintf("predicted downtime %.1fs", d.Cost.Downtime.Seconds()))
 	return strings.Join(parts, "; ")
+}
+
+// DecisionTriggers returns the triggers a migration's Reason names, when the leader wrote
+// it from a decision (decisionSummary); nil otherwise.
+func DecisionTriggers(reason string) []string {
+	for _, part := range strings.Split(reason, "; ") {
+		if list, ok := strings.CutPrefix(part, "triggers "); ok && list != "" {
+			return strings.Split(list, ",")
+		}
+	}
+	return nil
 }
 
 func (l *Leader) viewInputs(st *State) ViewInputs {
@@ -586,6 +610,9 @@ func (l *Leader) finish(ctx context.Context, id string, f FinishMigration, log *
 		return
 	}
 	log.Info("migration recorded", "phase", f.Phase, "failure", f.Failure, "downtime", f.Measured.Downtime)
+	if m, ok := l.cfg.FSM.State().Migration(id); ok {
+		l.cfg.Observer.MigrationFinished(m)
+	}
 	if f.Phase == PhaseCompleted {
 		if err := l.refit(ctx); err != nil {
 			log.Warn("cost model refit failed", "err", err)

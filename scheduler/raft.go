@@ -93,6 +93,8 @@ type ServerConfig struct {
 	FSM raft.FSM
 	// Log receives the server's and raft's logs; nil means slog.Default().
 	Log *slog.Logger
+	// Observer is told how long each Apply took (metrics); nil means nobody.
+	Observer Observer
 
 	// Raft timing (see raft.Config).
 	HeartbeatTimeout   time.Duration
@@ -589,7 +591,11 @@ func wait(ctx context.Context, f raft.Future) error {
 // follower it returns a *NotLeaderError. When the leader loses leadership before the
 // command commits, the error wraps raft.ErrLeadershipLost: the command may or may not be
 // applied, so commands must be safe to apply twice (or carry an ID the FSM checks).
-func (s *Server) Apply(ctx context.Context, cmd []byte) (any, error) {
+func (s *Server) Apply(ctx context.Context, cmd []byte) (resp any, err error) {
+	if s.cfg.Observer != nil {
+		start := time.Now()
+		defer func() { s.cfg.Observer.Applied(time.Since(start), err) }()
+	}
 	if s.down.Load() {
 		return nil, ErrServerShutdown
 	}
@@ -601,7 +607,7 @@ func (s *Server) Apply(ctx context.Context, cmd []byte) (any, error) {
 	if err := wait(ctx, f); err != nil {
 		return nil, s.raftError(err)
 	}
-	resp := f.Response()
+	resp = f.Response()
 	if err, ok := resp.(error); ok {
 		return nil, err
 	}

@@ -99,6 +99,7 @@ type Agent struct {
 	node     *migrate.Node
 	migAddr  string
 	cp       *scheduler.ControlPlane
+	events   *metrics.Events // a server's event counters, fed by its control plane
 	raftAddr string
 	api      *api.Server
 	apiAddr  string
@@ -296,9 +297,11 @@ func (a *Agent) startControlPlane() error {
 		sc.AdvertiseAddr = ""
 	}
 	sc.Log = a.log.With("component", "raft")
+	a.events = metrics.NewEvents()
 	cp, err := scheduler.NewControlPlane(sc, scheduler.LeaderConfig{
 		Gossip: a.view, Directory: directory{a}, Nodes: &migrate.Client{TLS: a.id},
 		Log: a.log.With("component", "leader"), Interval: a.tuning.LeaderInterval, PollInterval: a.tuning.LeaderPoll,
+		Observer: a.events,
 	})
 	if err != nil {
 		return err
@@ -312,7 +315,7 @@ func (a *Agent) startControlPlane() error {
 func (a *Agent) startAPI() error {
 	mc := metrics.Config{Node: a.cfg.Node, View: a.view}
 	if a.cp != nil {
-		mc.Ledger, mc.Raft = a.cp.FSM().Read, a.cp.Server()
+		mc.Ledger, mc.Raft, mc.Events = a.cp.FSM().Read, a.cp.Server(), a.events
 	}
 	s, err := api.New(api.Config{
 		Node: a.cfg.Node, Role: a.cfg.Role, Site: a.cfg.Site, TLS: a.id,

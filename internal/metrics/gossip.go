@@ -15,11 +15,14 @@ var (
 		"Cluster members in this agent's gossip view, by status.", []string{"status"}, nil)
 	descCPULoad = prometheus.NewDesc("godwit_node_cpu_load_ratio",
 		"This node's CPU in use by its containers as a fraction of the capacity it offers (0 when unknown).", nil, nil)
+	descStateAge = prometheus.NewDesc("godwit_gossip_state_age_seconds",
+		"Age of the oldest state this agent holds from another alive member (its view's convergence: a member whose updates stop reaching this agent makes it grow).", nil, nil)
 	descMemoryLoad = prometheus.NewDesc("godwit_node_memory_load_ratio",
 		"This node's memory in use by its containers as a fraction of the capacity it offers (0 when unknown).", nil, nil)
 )
 
-// GossipCollector reports the gossip view: members by status and this node's load.
+// GossipCollector reports the gossip view: members by status, how old its news of the other
+// members is, and this node's load.
 type GossipCollector struct {
 	node string
 	view func() gossip.ClusterView
@@ -35,13 +38,18 @@ func (c *GossipCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMembers
 	ch <- descCPULoad
 	ch <- descMemoryLoad
+	ch <- descStateAge
 }
 
 // Collect implements prometheus.Collector.
 func (c *GossipCollector) Collect(ch chan<- prometheus.Metric) {
 	v := c.view()
 	counts := map[gossip.Status]int{}
+	var age float64
 	for _, n := range v.Nodes {
+		if n.Status == gossip.StatusAlive && n.Name != c.node && !n.UpdatedAt.IsZero() {
+			age = max(age, v.Taken.Sub(n.UpdatedAt).Seconds())
+		}
 		s := n.Status
 		if s != gossip.StatusAlive && s != gossip.StatusFailed && s != gossip.StatusLeft {
 			s = gossip.StatusUnknown
@@ -51,6 +59,7 @@ func (c *GossipCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range memberStatuses {
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(counts[s]), s.String())
 	}
+	ch <- prometheus.MustNewConstMetric(descStateAge, prometheus.GaugeValue, age)
 	// A scan rather than ClusterView.Node, whose index only views made by gossip have.
 	for _, n := range v.Nodes {
 		if n.Name == c.node {

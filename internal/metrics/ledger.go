@@ -35,6 +35,8 @@ var (
 		"Migrations the cost model's error per phase was computed over.", []string{"phase"}, nil)
 	descCostBytes = prometheus.NewDesc("godwit_cost_model_checkpoint_error_bytes",
 		"Mean absolute error of the cost model's predicted checkpoint size.", nil, nil)
+	descInDoubt = prometheus.NewDesc("godwit_workloads_in_doubt",
+		"Workloads with a migration in doubt in the replicated ledger: nothing moves them until an operator or the nodes settle it.", nil, nil)
 	descPolicyVersion = prometheus.NewDesc("godwit_policy_version",
 		"Version of the policy in force in the replicated state (0 before any policy is applied).", nil, nil)
 )
@@ -52,7 +54,7 @@ func NewLedgerCollector(read func(func(*scheduler.State))) *LedgerCollector {
 
 // Describe implements prometheus.Collector.
 func (c *LedgerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMigrations, descFinished, descDowntime, descCostError, descCostSamples, descCostBytes, descPolicyVersion} {
+	for _, d := range []*prometheus.Desc{descMigrations, descFinished, descDowntime, descCostError, descCostSamples, descCostBytes, descInDoubt, descPolicyVersion} {
 		ch <- d
 	}
 }
@@ -64,6 +66,7 @@ type ledgerFigures struct {
 	downtimes     []downtime
 	cost          scheduler.CostErrors
 	policyVersion uint64
+	inDoubt       map[string]bool // workloads
 }
 
 type downtime struct {
@@ -74,10 +77,13 @@ type downtime struct {
 
 // Collect implements prometheus.Collector.
 func (c *LedgerCollector) Collect(ch chan<- prometheus.Metric) {
-	f := ledgerFigures{phases: map[scheduler.Phase]int{}}
+	f := ledgerFigures{phases: map[scheduler.Phase]int{}, inDoubt: map[string]bool{}}
 	c.read(func(s *scheduler.State) {
 		for id, m := range s.Migrations {
 			f.phases[m.Phase]++
+			if m.Phase == scheduler.PhaseInDoubt {
+				f.inDoubt[m.Workload] = true
+			}
 			if m.Measured.Downtime > 0 {
 				f.downtimes = append(f.downtimes, downtime{end: m.End(), id: id, dur: m.Measured.Downtime})
 			}
@@ -107,6 +113,7 @@ func (c *LedgerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCostSamples, prometheus.GaugeValue, float64(e.stat.N), e.phase)
 	}
 	ch <- prometheus.MustNewConstMetric(descCostBytes, prometheus.GaugeValue, f.cost.CheckpointBytes.MeanAbs)
+	ch <- prometheus.MustNewConstMetric(descInDoubt, prometheus.GaugeValue, float64(len(f.inDoubt)))
 	ch <- prometheus.MustNewConstMetric(descPolicyVersion, prometheus.GaugeValue, float64(f.policyVersion))
 }
 

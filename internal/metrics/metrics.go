@@ -21,8 +21,8 @@ type Raft interface {
 
 var _ Raft = (*scheduler.Server)(nil)
 
-// Config says where the collectors read from. Ledger and Raft are a server's and nil on a
-// client agent, whose metrics then come from gossip and the process only.
+// Config says where the collectors read from. Ledger, Raft and Events are a server's and nil
+// on a client agent, whose metrics then come from gossip and the process only.
 type Config struct {
 	// Node is this agent's node name (its own load is read from the view).
 	Node string
@@ -32,6 +32,8 @@ type Config struct {
 	Ledger func(func(*scheduler.State))
 	// Raft is the server's raft node.
 	Raft Raft
+	// Events are the server's event counters (its scheduler.Observer).
+	Events *Events
 }
 
 // NewRegistry returns a registry of its own (not prometheus.DefaultRegisterer, so that two
@@ -48,6 +50,9 @@ func NewRegistry(cfg Config) *prometheus.Registry {
 	}
 	if cfg.Raft != nil {
 		reg.MustRegister(NewRaftCollector(cfg.Raft))
+	}
+	if cfg.Events != nil {
+		reg.MustRegister(cfg.Events)
 	}
 	return reg
 }

@@ -89,6 +89,9 @@ godwit_cost_model_checkpoint_error_bytes 4096
 # HELP godwit_policy_version Version of the policy in force in the replicated state (0 before any policy is applied).
 # TYPE godwit_policy_version gauge
 godwit_policy_version 7
+# HELP godwit_workloads_in_doubt Workloads with a migration in doubt in the replicated ledger: nothing moves them until an operator or the nodes settle it.
+# TYPE godwit_workloads_in_doubt gauge
+godwit_workloads_in_doubt 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
@@ -161,10 +164,12 @@ func TestQuantile(t *testing.T) {
 }
 
 func TestGossipCollector(t *testing.T) {
-	view := gossip.ClusterView{Self: "n1", Nodes: []gossip.NodeView{
-		{Name: "n1", Status: gossip.StatusAlive, Load: gossip.Load{CPUCores: 1, CPUCapacity: 4, MemoryBytes: 3 << 30, MemoryCapacity: 4 << 30}},
-		{Name: "n2", Status: gossip.StatusAlive},
-		{Name: "n3", Status: gossip.StatusFailed},
+	// The oldest news from another alive member is n2's, 2.5 s old; n1's own and the failed
+	// n3's do not count.
+	view := gossip.ClusterView{Self: "n1", Taken: t0.Add(time.Minute), Nodes: []gossip.NodeView{
+		{Name: "n1", Status: gossip.StatusAlive, UpdatedAt: t0, Load: gossip.Load{CPUCores: 1, CPUCapacity: 4, MemoryBytes: 3 << 30, MemoryCapacity: 4 << 30}},
+		{Name: "n2", Status: gossip.StatusAlive, UpdatedAt: t0.Add(time.Minute - 2500*time.Millisecond)},
+		{Name: "n3", Status: gossip.StatusFailed, UpdatedAt: t0},
 		{Name: "n4", Status: gossip.StatusUnknown},
 	}}
 	c := NewGossipCollector("n1", func() gossip.ClusterView { return view })
@@ -175,6 +180,9 @@ godwit_cluster_members{status="alive"} 2
 godwit_cluster_members{status="failed"} 1
 godwit_cluster_members{status="left"} 0
 godwit_cluster_members{status="unknown"} 1
+# HELP godwit_gossip_state_age_seconds Age of the oldest state this agent holds from another alive member (its view's convergence: a member whose updates stop reaching this agent makes it grow).
+# TYPE godwit_gossip_state_age_seconds gauge
+godwit_gossip_state_age_seconds 2.5
 # HELP godwit_node_cpu_load_ratio This node's CPU in use by its containers as a fraction of the capacity it offers (0 when unknown).
 # TYPE godwit_node_cpu_load_ratio gauge
 godwit_node_cpu_load_ratio 0.25
@@ -240,7 +248,8 @@ godwit_raft_applied_index 118
 func TestRegistry(t *testing.T) {
 	view := func() gossip.ClusterView { return gossip.ClusterView{Self: "n1"} }
 	client := NewRegistry(Config{Node: "n1", View: view})
-	server := NewRegistry(Config{Node: "n1", View: view, Ledger: readOf(handMadeState()), Raft: fakeRaft{stats: map[string]string{}}})
+	server := NewRegistry(Config{Node: "n1", View: view, Ledger: readOf(handMadeState()), Raft: fakeRaft{stats: map[string]string{}},
+		Events: NewEvents()})
 	for _, tc := range []struct {
 		desc       string
 		reg        *prometheus.Registry
@@ -259,7 +268,7 @@ func TestRegistry(t *testing.T) {
 				t.Errorf("%s: no %s", tc.desc, n)
 			}
 		}
-		for _, n := range []string{"godwit_migrations", "godwit_raft_leader"} {
+		for _, n := range []string{"godwit_migrations", "godwit_raft_leader", "godwit_raft_apply_duration_seconds"} {
 			if names[n] != tc.wantServer {
 				t.Errorf("%s: has %s = %v, want %v", tc.desc, n, names[n], tc.wantServer)
 			}
