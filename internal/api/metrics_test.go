@@ -17,8 +17,9 @@ import (
 
 // TestMetrics scrapes GET /metrics from every agent of an in-process cluster, as a client
 // node's certificate (any cluster identity may read it): servers report the ledger and raft,
-// the client agent only gossip and the process; the leader says it leads; and promtool,
-// when installed, finds nothing wrong with the exposition.
+// the client agent only gossip and the process; the leader says it leads; promtool, when
+// installed, finds nothing wrong with the exposition; and every metric the Grafana
+// dashboard in configs/ queries is on every server.
 func TestMetrics(t *testing.T) {
 	c := startCluster(t)
 	hc := c.httpClient(t, "c1", pki.RoleClient)
@@ -43,6 +44,7 @@ func TestMetrics(t *testing.T) {
 	serversOnly := []string{"godwit_migrations", "godwit_migrations_finished", "godwit_migration_downtime_seconds",
 		"godwit_cost_model_error_seconds", "godwit_policy_version", "godwit_raft_leader", "godwit_raft_term",
 		"godwit_raft_last_log_index"}
+	dashboardChecked := false
 	for _, a := range c.all() {
 		body, families := scrape(a)
 		isServer := a.Config().Role == agent.RoleServer
@@ -64,6 +66,12 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 		promtoolCheck(t, a.Config().Node, body)
+		if isServer && !dashboardChecked {
+			dashboardChecked = true
+			// A server exports every metric (a client only gossip's and the process's):
+			// every query of the shipped dashboard must find its metrics there.
+			checkDashboard(t, families)
+		}
 	}
 
 	// Leadership may move between two looks; the test waits for the agent that leads to
