@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -59,29 +58,6 @@ func (es Errors) Unwrap() []error {
 		out[i] = e
 	}
 	return out
-}
-
-type errorList struct {
-	file string
-	list Errors
-}
-
-func (l *errorList) add(line, col int, path, msg string) {
-	l.list = append(l.list, &Error{File: l.file, Line: line, Column: col, Path: path, Msg: msg})
-}
-
-func (l *errorList) err() error {
-	if len(l.list) == 0 {
-		return nil
-	}
-	sort.SliceStable(l.list, func(i, j int) bool {
-		a, b := l.list[i], l.list[j]
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Column < b.Column
-	})
-	return l.list
 }
 
 // ErrUnknownMigration is returned by Ledger.Advance when the ledger has no migration with

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/godwit-io/godwit/internal/yamlstrict"
 )
 
 // Parse reads a policy file (YAML, apiVersion godwit.io/v1, kind Policy), strictly: unknown
@@ -20,108 +20,39 @@ import (
 // and compiled Policy, or an Errors listing every problem as file:line:col (name is used
 // only in messages). It reads nothing but data.
 func Parse(name string, data []byte) (*Policy, error) {
-	errs := &errorList{file: name}
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			errs.add(0, 0, "", "empty file: want a policy with apiVersion "+APIVersion+" and kind "+KindPolicy)
-		} else {
-			line, col, msg := yamlErrorPos(err, data)
-			errs.add(line, col, "", msg)
-		}
-		return nil, errs.err()
+	d := newDecoder(name)
+	doc := d.Load(data, "a policy with apiVersion "+APIVersion+" and kind "+KindPolicy)
+	if doc == nil {
+		return nil, policyErrors(d)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		errs.add(extra.Line, extra.Column, "", "one policy per file: a second YAML document starts here")
-	} else if !errors.Is(err, io.EOF) {
-		line, col, msg := yamlErrorPos(err, data)
-		errs.add(line, col, "", msg)
-	}
-	doc := &root
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-		doc = doc.Content[0]
-	}
-	d := &decoder{errs: errs, nodes: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
 	var f FileV1
-	d.decode(doc, reflect.ValueOf(&f).Elem(), "")
-	if len(errs.list) > 0 && doc.Kind != yaml.MappingNode {
-		return nil, errs.err()
+	d.Decode(doc, &f, "")
+	if d.Len() > 0 && doc.Kind != yaml.MappingNode {
+		return nil, policyErrors(d)
 	}
-	c := &converter{d: d, errs: errs, src: data}
+	c := &converter{d: d, src: data}
 	p := c.convert(&f)
-	if err := errs.err(); err != nil {
+	if err := policyErrors(d); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// yamlErrorPos is yamlErrorLine with a column, and with the line of the offending tab
-// for the YAML library's tab error, which it reports at the line before (where the token
-// it was scanning started).
-func yamlErrorPos(err error, src []byte) (line, col int, msg string) {
-	line, msg = yamlErrorLine(err)
-	col = 1
-	if !strings.Contains(msg, "tab character") || line <= 0 {
-		return line, col, msg
-	}
-	lines := strings.Split(string(src), "\n")
-	for i := line - 1; i < len(lines) && i <= line; i++ {
-		indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " \t"))]
-		if j := strings.IndexByte(indent, '\t'); j >= 0 {
-			return i + 1, j + 1, msg
-		}
-	}
-	return line, col, msg
-}
-
-func yamlErrorLine(err error) (int, string) {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return line, "invalid YAML: " + m[2]
-	}
-	return 0, "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")
-}
-
 // converter validates the decoded wire types and converts them into a Policy, starting
 // from DefaultPolicy for everything the file leaves out.
 type converter struct {
-	d    *decoder
-	errs *errorList
-	src  []byte
+	d   *yamlstrict.Decoder
+	src []byte
 }
 
 // errorf reports a problem at path, placed at the path's node or, when the file does not
-// have it, at its nearest ancestor's.
+// have it, at its nearest ancestor's; nothing when the decoder already said what is wrong
+// there.
 func (c *converter) errorf(path, format string, args ...any) {
-	for _, e := range c.errs.list {
-		if e.Path == path {
-			return // the decoder already said what is wrong here
-		}
+	if c.d.Failed(path) {
+		return
 	}
-	line, col := c.pos(path)
-	c.errs.add(line, col, path, fmt.Sprintf(format, args...))
-}
-
-func (c *converter) pos(path string) (int, int) {
-	for p := path; ; {
-		if n, ok := c.d.nodes[p]; ok && n.Line > 0 {
-			return n.Line, n.Column
-		}
-		if p == "" {
-			return 0, 0
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			p = ""
-		} else {
-			p = p[:i]
-		}
-	}
+	c.d.Errorf(yamlstrict.Nearest(c.d.Values, path), path, format, args...)
 }
 
 // missing reports a required field absent at path.
@@ -238,14 +169,14 @@ func (c *converter) compile(src string, scope Scope, path string) *vm.Program {
 		return prog
 	}
 	var ee *ExprError
-	n := c.d.nodes[path]
+	n := c.d.Values[path]
 	if !errors.As(err, &ee) || n == nil {
 		c.errorf(path, "%v", err)
 		return nil
 	}
 	line, col := c.exprPos(n, ee.Line, ee.Column)
 	msg := strings.TrimSpace(strings.SplitN(ee.Msg, "\n", 2)[0])
-	c.errs.add(line, col, path, "in expression: "+msg)
+	c.d.ErrorAt(line, col, path, "in expression: %s", msg)
 	return nil
 }
 

@@ -74,6 +74,3 @@ func (ByteSize) JSONSchema() *jsonschema.Schema {
 		Description: "Bytes, or a size with a unit: 512MiB, 8GiB.",
 	}
 }
-
-// scalarParser is a type decoded from one YAML scalar by its own rules.
-type scalarParser interface{ parseScalar(string) error }

@@ -3,19 +3,17 @@ package sim
 import (
 	"bytes"
 	"encoding/csv"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/godwit-io/godwit/internal/yamlstrict"
 	"github.com/godwit-io/godwit/policy"
 )
 
@@ -45,54 +43,53 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 }
 
 func parseScenario(file string, data []byte, readFile func(string) ([]byte, error)) (*Scenario, error) {
-	d := &decoder{file: file}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			d.errorf(nil, "", "empty scenario")
-			return nil, d.errs
-		}
-		d.errs = append(d.errs, yamlSyntaxError(file, err))
-		return nil, d.errs
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		d.errorf(&extra, "", "more than one YAML document; a scenario file holds one")
+	d := yamlstrict.New(file)
+	d.DotPaths = true
+	doc := d.Load(data, "a scenario with apiVersion "+APIVersion+" and kind "+ScenarioKind)
+	if doc == nil {
+		return nil, scenarioErrors(d)
 	}
 	p := &parser{d: d, readFile: readFile, sc: &Scenario{File: file}}
-	p.document(doc.Content[0])
-	if len(d.errs) > 0 {
-		return nil, d.errs
+	p.document(doc)
+	if d.Len() > 0 {
+		return nil, scenarioErrors(d)
 	}
 	p.validate()
-	if len(d.errs) > 0 {
-		sort.SliceStable(d.errs, func(i, j int) bool {
-			a, b := d.errs[i], d.errs[j]
-			return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
-		})
-		return nil, d.errs
+	if d.Len() > 0 {
+		return nil, scenarioErrors(d)
 	}
 	return p.sc, nil
 }
 
-// yamlSyntaxError turns the YAML library's "yaml: line N: msg" into a FieldError.
-func yamlSyntaxError(file string, err error) *FieldError {
-	msg := err.Error()
-	fe := &FieldError{File: file, Message: msg}
-	rest, ok := strings.CutPrefix(msg, "yaml: line ")
-	if ok {
-		if num, m, ok := strings.Cut(rest, ": "); ok {
-			if n, err := strconv.Atoi(num); err == nil {
-				fe.Line, fe.Column, fe.Message = n, 1, m
-			}
-		}
+// scenarioErrors returns the decoder's problems, in file order, as ScenarioErrors.
+func scenarioErrors(d *yamlstrict.Decoder) ScenarioErrors {
+	var out ScenarioErrors
+	for _, e := range d.Errors() {
+		out = append(out, &FieldError{File: e.File, Line: e.Line, Column: e.Column, Path: e.Path, Message: e.Message})
 	}
-	return fe
+	return out
+}
+
+// pos is a position in the scenario file, kept for errors found after decoding.
+type pos struct {
+	Line, Column int
+	Path         string
+}
+
+func posOf(n *yaml.Node, path string) pos {
+	if n == nil {
+		return pos{Path: path}
+	}
+	return pos{Line: n.Line, Column: n.Column, Path: path}
+}
+
+// errorAt records a problem at a position kept from decoding.
+func errorAt(d *yamlstrict.Decoder, p pos, format string, args ...any) {
+	d.ErrorAt(p.Line, p.Column, p.Path, format, args...)
 }
 
 type parser struct {
-	d        *decoder
+	d        *yamlstrict.Decoder
 	readFile func(string) ([]byte, error)
 	sc       *Scenario
 
@@ -106,37 +103,37 @@ type parser struct {
 // checkSite reports an unknown site name at n.
 func (p *parser) checkSite(name string, n *yaml.Node, path string) {
 	if _, ok := p.siteIndex[name]; !ok && p.siteIndex != nil {
-		p.d.errorf(n, path, "unknown site %q", name)
+		p.d.Errorf(n, path, "unknown site %q", name)
 	}
 }
 
 func (p *parser) checkNode(name string, n *yaml.Node, path string) {
 	if _, ok := p.nodeIndex[name]; !ok && p.nodeIndex != nil {
-		p.d.errorf(n, path, "unknown node %q", name)
+		p.d.Errorf(n, path, "unknown node %q", name)
 	}
 }
 
 func (p *parser) document(n *yaml.Node) {
 	d := p.d
-	top := d.mapping(n, "")
-	if v := d.str(top.get("apiVersion"), ".apiVersion"); v != APIVersion {
-		d.errorf(orNode(top.get("apiVersion"), n), ".apiVersion", "must be %q, got %q", APIVersion, v)
+	top := d.Mapping(n, "")
+	if v := d.Str(top.Get("apiVersion"), ".apiVersion"); v != APIVersion {
+		d.Errorf(orNode(top.Get("apiVersion"), n), ".apiVersion", "must be %q, got %q", APIVersion, v)
 	}
-	if v := d.str(top.get("kind"), ".kind"); v != ScenarioKind {
-		d.errorf(orNode(top.get("kind"), n), ".kind", "must be %q, got %q", ScenarioKind, v)
+	if v := d.Str(top.Get("kind"), ".kind"); v != ScenarioKind {
+		d.Errorf(orNode(top.Get("kind"), n), ".kind", "must be %q, got %q", ScenarioKind, v)
 	}
-	meta := d.mapping(top.get("metadata"), ".metadata")
-	p.sc.Name = d.str(meta.get("name"), ".metadata.name")
-	meta.done()
+	meta := d.Mapping(top.Get("metadata"), ".metadata")
+	p.sc.Name = d.Str(meta.Get("name"), ".metadata.name")
+	meta.Done()
 	if p.sc.Name == "" {
 		p.sc.Name = "scenario"
 	}
-	spec := top.get("spec")
+	spec := top.Get("spec")
 	if spec == nil {
-		d.errorf(n, ".spec", "missing")
+		d.Errorf(n, ".spec", "missing")
 	}
-	p.spec(d.mapping(spec, ".spec"))
-	top.done()
+	p.spec(d.Mapping(spec, ".spec"))
+	top.Done()
 }
 
 func orNode(n, fallback *yaml.Node) *yaml.Node {
@@ -146,120 +143,120 @@ func orNode(n, fallback *yaml.Node) *yaml.Node {
 	return fallback
 }
 
-func (p *parser) spec(m *mapping) {
+func (p *parser) spec(m *yamlstrict.Mapping) {
 	d, sc := p.d, p.sc
 	sc.Start = defaultStart
-	if n := m.get("start"); n != nil {
-		s := d.str(n, m.sub("start"))
+	if n := m.Get("start"); n != nil {
+		s := d.Str(n, m.Sub("start"))
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
-			d.errorf(n, m.sub("start"), "expected an RFC 3339 time such as 2026-01-05T00:00:00Z, got %q", s)
+			d.Errorf(n, m.Sub("start"), "expected an RFC 3339 time such as 2026-01-05T00:00:00Z, got %q", s)
 		}
 		sc.Start = t.UTC()
 	}
 	sc.Duration = 24 * time.Hour
-	if v, ok := d.duration(m.get("duration"), m.sub("duration")); ok {
+	if v, ok := d.Duration(m.Get("duration"), m.Sub("duration")); ok {
 		sc.Duration = v
 	}
 	sc.DecisionInterval = time.Minute
-	if v, ok := d.duration(m.get("decisionInterval"), m.sub("decisionInterval")); ok {
+	if v, ok := d.Duration(m.Get("decisionInterval"), m.Sub("decisionInterval")); ok {
 		sc.DecisionInterval = v
 	}
 	sc.SampleInterval = sc.DecisionInterval
-	if v, ok := d.duration(m.get("sampleInterval"), m.sub("sampleInterval")); ok {
+	if v, ok := d.Duration(m.Get("sampleInterval"), m.Sub("sampleInterval")); ok {
 		sc.SampleInterval = v
 	}
 	sc.Seed = 1
-	if v, ok := d.uint(m.get("seed"), m.sub("seed")); ok {
+	if v, ok := d.Uint(m.Get("seed"), m.Sub("seed")); ok {
 		sc.Seed = v
 	}
-	sc.PolicyFile = d.str(m.get("policy"), m.sub("policy"))
+	sc.PolicyFile = d.Str(m.Get("policy"), m.Sub("policy"))
 	for _, k := range []struct {
 		key string
 		dst *time.Duration
 	}{{"duration", &sc.Duration}, {"decisionInterval", &sc.DecisionInterval}, {"sampleInterval", &sc.SampleInterval}} {
-		if *k.dst <= 0 {
-			d.errorf(orNode(m.get(k.key), m.node), m.sub(k.key), "must be positive")
+		if *k.dst <= 0 && !d.Failed(m.Sub(k.key)) {
+			d.Errorf(orNode(m.Get(k.key), m.Node), m.Sub(k.key), "must be positive")
 		}
 	}
 
-	p.sites(m.get("sites"), m.sub("sites"))
-	p.network(d.mapping(m.get("network"), m.sub("network")))
-	p.nodes(m.get("nodes"), m.sub("nodes"))
-	p.containers(m.get("containers"), m.sub("containers"))
-	p.events(m.get("events"), m.sub("events"))
+	p.sites(m.Get("sites"), m.Sub("sites"))
+	p.network(d.Mapping(m.Get("network"), m.Sub("network")))
+	p.nodes(m.Get("nodes"), m.Sub("nodes"))
+	p.containers(m.Get("containers"), m.Sub("containers"))
+	p.events(m.Get("events"), m.Sub("events"))
 
-	mig := d.mapping(m.get("migration"), m.sub("migration"))
+	mig := d.Mapping(m.Get("migration"), m.Sub("migration"))
 	sc.Migration.Noise = 0.2
 	p.fraction(mig, "noise", &sc.Migration.Noise, 0, 2)
 	p.fraction(mig, "failureRate", &sc.Migration.FailureRate, 0, 1)
 	line := func(key string) *policy.Linear {
-		if !mig.has(key) {
+		if !mig.Has(key) {
 			return nil
 		}
-		lm := d.mapping(mig.get(key), mig.sub(key))
+		lm := d.Mapping(mig.Get(key), mig.Sub(key))
 		var l policy.Linear
 		p.fraction(lm, "intercept", &l.Intercept, 0, 3600)
 		p.fraction(lm, "slope", &l.Slope, 0, 3600)
-		lm.done()
+		lm.Done()
 		return &l
 	}
 	sc.Migration.Checkpoint = line("checkpoint")
 	sc.Migration.Restore = line("restore")
-	mig.done()
+	mig.Done()
 
-	slo := d.mapping(m.get("slo"), m.sub("slo"))
+	slo := d.Mapping(m.Get("slo"), m.Sub("slo"))
 	sc.SLO.LatencyMs = 50
 	p.fraction(slo, "latencyMs", &sc.SLO.LatencyMs, 0.001, math.Inf(1))
-	slo.done()
+	slo.Done()
 
-	lat := d.mapping(m.get("latency"), m.sub("latency"))
+	lat := d.Mapping(m.Get("latency"), m.Sub("latency"))
 	sc.Latency = LatencyConfig{AccessMs: 2, ServiceMs: 5, MaxUtil: 0.95}
 	p.fraction(lat, "accessMs", &sc.Latency.AccessMs, 0, math.Inf(1))
 	p.fraction(lat, "serviceMs", &sc.Latency.ServiceMs, 0, math.Inf(1))
 	p.fraction(lat, "maxUtil", &sc.Latency.MaxUtil, 0, 0.999)
-	lat.done()
+	lat.Done()
 
-	fo := d.mapping(m.get("failover"), m.sub("failover"))
-	if v, ok := d.duration(fo.get("restartAfter"), fo.sub("restartAfter")); ok {
+	fo := d.Mapping(m.Get("failover"), m.Sub("failover"))
+	if v, ok := d.Duration(fo.Get("restartAfter"), fo.Sub("restartAfter")); ok {
 		sc.Failover.RestartAfter = v
 	}
-	fo.done()
+	fo.Done()
 
-	base := d.mapping(m.get("baselines"), m.sub("baselines"))
-	th := d.mapping(base.get("threshold"), base.sub("threshold"))
+	base := d.Mapping(m.Get("baselines"), m.Sub("baselines"))
+	th := d.Mapping(base.Get("threshold"), base.Sub("threshold"))
 	sc.Threshold = ThresholdConfig{High: 0.8, Low: 0.5, MaxMovesPerInterval: 10}
 	p.fraction(th, "high", &sc.Threshold.High, 0, 10)
 	p.fraction(th, "low", &sc.Threshold.Low, 0, 10)
-	if v, ok := d.int(th.get("maxMovesPerInterval"), th.sub("maxMovesPerInterval")); ok {
+	if v, ok := d.Int(th.Get("maxMovesPerInterval"), th.Sub("maxMovesPerInterval")); ok {
 		if v < 1 {
-			d.errorf(th.get("maxMovesPerInterval"), th.sub("maxMovesPerInterval"), "must be at least 1")
+			d.Errorf(th.Get("maxMovesPerInterval"), th.Sub("maxMovesPerInterval"), "must be at least 1")
 		}
 		sc.Threshold.MaxMovesPerInterval = int(v)
 	}
 	if sc.Threshold.Low > sc.Threshold.High {
-		d.errorf(orNode(th.get("low"), th.node), th.sub("low"), "must not exceed high (%g)", sc.Threshold.High)
+		d.Errorf(orNode(th.Get("low"), th.Node), th.Sub("low"), "must not exceed high (%g)", sc.Threshold.High)
 	}
-	th.done()
-	base.done()
+	th.Done()
+	base.Done()
 
-	met := d.mapping(m.get("metrics"), m.sub("metrics"))
+	met := d.Mapping(m.Get("metrics"), m.Sub("metrics"))
 	sc.OverloadAbove = 0.9
 	p.fraction(met, "overloadAbove", &sc.OverloadAbove, 0, 10)
-	met.done()
-	m.done()
+	met.Done()
+	m.Done()
 }
 
 // fraction reads an optional number within [lo, hi] into dst.
-func (p *parser) fraction(m *mapping, key string, dst *float64, lo, hi float64) {
-	n := m.get(key)
-	before := len(p.d.errs)
-	v, ok := p.d.float(n, m.sub(key))
-	if !ok || len(p.d.errs) > before {
+func (p *parser) fraction(m *yamlstrict.Mapping, key string, dst *float64, lo, hi float64) {
+	n := m.Get(key)
+	before := p.d.Len()
+	v, ok := p.d.Float(n, m.Sub(key))
+	if !ok || p.d.Len() > before {
 		return
 	}
 	if v < lo || v > hi {
-		p.d.errorf(n, m.sub(key), "must be within [%g, %g], got %g", lo, hi, v)
+		p.d.Errorf(n, m.Sub(key), "must be within [%g, %g], got %g", lo, hi, v)
 		return
 	}
 	*dst = v
@@ -269,108 +266,108 @@ func (p *parser) coords(n *yaml.Node, path string) *[2]float64 {
 	if n == nil {
 		return nil
 	}
-	items := p.d.seq(n, path)
+	items := p.d.Seq(n, path)
 	if len(items) != 2 {
 		if n.Kind == yaml.SequenceNode {
-			p.d.errorf(n, path, "expected [x, y] in milliseconds")
+			p.d.Errorf(n, path, "expected [x, y] in milliseconds")
 		}
 		return nil
 	}
 	var c [2]float64
 	for i := range 2 {
-		c[i], _ = p.d.float(items[i], fmt.Sprintf("%s[%d]", path, i))
+		c[i], _ = p.d.Float(items[i], fmt.Sprintf("%s[%d]", path, i))
 	}
 	return &c
 }
 
 func (p *parser) sites(n *yaml.Node, path string) {
 	d := p.d
-	items := d.seq(n, path)
+	items := d.Seq(n, path)
 	if n == nil {
-		d.errorf(nil, path, "missing: a scenario needs at least one site")
+		d.Errorf(nil, path, "missing: a scenario needs at least one site")
 	}
 	p.siteIndex = map[string]int{}
 	for i, it := range items {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		m := d.mapping(it, ip)
-		s := Site{Name: d.str(m.get("name"), m.sub("name"))}
-		s.Coordinates = p.coords(m.get("coordinates"), m.sub("coordinates"))
-		s.Cloud, _ = d.bool(m.get("cloud"), m.sub("cloud"))
-		m.done()
+		m := d.Mapping(it, ip)
+		s := Site{Name: d.Str(m.Get("name"), m.Sub("name"))}
+		s.Coordinates = p.coords(m.Get("coordinates"), m.Sub("coordinates"))
+		s.Cloud, _ = d.Bool(m.Get("cloud"), m.Sub("cloud"))
+		m.Done()
 		if s.Name == "" {
-			d.errorf(it, m.sub("name"), "missing")
+			d.Errorf(it, m.Sub("name"), "missing")
 		} else if _, dup := p.siteIndex[s.Name]; dup {
-			d.errorf(m.get("name"), m.sub("name"), "duplicate site %q", s.Name)
+			d.Errorf(m.Get("name"), m.Sub("name"), "duplicate site %q", s.Name)
 		}
 		p.siteIndex[s.Name] = len(p.sc.Sites)
 		p.sc.Sites = append(p.sc.Sites, s)
 	}
 }
 
-func (p *parser) linkSpec(m *mapping, def LinkSpec) LinkSpec {
+func (p *parser) linkSpec(m *yamlstrict.Mapping, def LinkSpec) LinkSpec {
 	l := def
-	if v, ok := p.d.duration(m.get("rtt"), m.sub("rtt")); ok {
+	if v, ok := p.d.Duration(m.Get("rtt"), m.Sub("rtt")); ok {
 		if v < 0 {
-			p.d.errorf(m.get("rtt"), m.sub("rtt"), "must not be negative")
+			p.d.Errorf(m.Get("rtt"), m.Sub("rtt"), "must not be negative")
 		}
 		l.RTT = v
 	}
-	if v, ok := p.d.float(m.get("bandwidthMbps"), m.sub("bandwidthMbps")); ok {
+	if v, ok := p.d.Float(m.Get("bandwidthMbps"), m.Sub("bandwidthMbps")); ok {
 		if v <= 0 {
-			p.d.errorf(m.get("bandwidthMbps"), m.sub("bandwidthMbps"), "must be positive")
+			p.d.Errorf(m.Get("bandwidthMbps"), m.Sub("bandwidthMbps"), "must be positive")
 		}
 		l.BandwidthMbps = v
 	}
 	return l
 }
 
-func (p *parser) network(m *mapping) {
+func (p *parser) network(m *yamlstrict.Mapping) {
 	d, sc := p.d, p.sc
-	intra := d.mapping(m.get("intraSite"), m.sub("intraSite"))
+	intra := d.Mapping(m.Get("intraSite"), m.Sub("intraSite"))
 	// Defaults: a switched LAN inside a site.
 	sc.IntraSite = p.linkSpec(intra, LinkSpec{RTT: 500 * time.Microsecond, BandwidthMbps: 10000})
-	intra.done()
-	if n := m.get("default"); n != nil {
-		def := d.mapping(n, m.sub("default"))
+	intra.Done()
+	if n := m.Get("default"); n != nil {
+		def := d.Mapping(n, m.Sub("default"))
 		l := p.linkSpec(def, LinkSpec{RTT: 50 * time.Millisecond, BandwidthMbps: 100})
 		sc.DefaultLink = &l
-		def.done()
+		def.Done()
 	}
-	for i, it := range d.seq(m.get("links"), m.sub("links")) {
-		ip := fmt.Sprintf("%s[%d]", m.sub("links"), i)
-		lm := d.mapping(it, ip)
-		between := d.strings(lm.get("between"), ip+".between")
+	for i, it := range d.Seq(m.Get("links"), m.Sub("links")) {
+		ip := fmt.Sprintf("%s[%d]", m.Sub("links"), i)
+		lm := d.Mapping(it, ip)
+		between := d.Strings(lm.Get("between"), ip+".between")
 		if len(between) != 2 {
-			d.errorf(orNode(lm.get("between"), it), ip+".between", "expected two site names")
+			d.Errorf(orNode(lm.Get("between"), it), ip+".between", "expected two site names")
 			between = []string{"", ""}
 		}
 		for j, name := range between {
-			if j < len(lm.get("between").Content) {
-				p.checkSite(name, lm.get("between").Content[j], fmt.Sprintf("%s.between[%d]", ip, j))
+			if j < len(lm.Get("between").Content) {
+				p.checkSite(name, lm.Get("between").Content[j], fmt.Sprintf("%s.between[%d]", ip, j))
 			}
 		}
 		if between[0] == between[1] && between[0] != "" {
-			d.errorf(it, ip+".between", "a link joins two different sites; use network.intraSite within one")
+			d.Errorf(it, ip+".between", "a link joins two different sites; use network.intraSite within one")
 		}
 		spec := p.linkSpec(lm, LinkSpec{BandwidthMbps: 1000})
-		if !lm.has("rtt") {
-			d.errorf(it, ip+".rtt", "missing")
+		if !lm.Has("rtt") {
+			d.Errorf(it, ip+".rtt", "missing")
 		}
-		lm.done()
+		lm.Done()
 		sc.Links = append(sc.Links, Link{A: between[0], B: between[1], LinkSpec: spec})
 		p.linkPos = append(p.linkPos, posOf(it, ip))
 	}
-	m.done()
+	m.Done()
 }
 
 // count reads an optional replica count; names get "-1".."-N" suffixes when it is given.
-func (p *parser) count(m *mapping) (int, bool) {
-	v, ok := p.d.int(m.get("count"), m.sub("count"))
+func (p *parser) count(m *yamlstrict.Mapping) (int, bool) {
+	v, ok := p.d.Int(m.Get("count"), m.Sub("count"))
 	if !ok {
 		return 1, false
 	}
 	if v < 1 || v > 10_000_000 {
-		p.d.errorf(m.get("count"), m.sub("count"), "must be within [1, 10000000], got %d", v)
+		p.d.Errorf(m.Get("count"), m.Sub("count"), "must be within [1, 10000000], got %d", v)
 		return 1, true
 	}
 	return int(v), true
@@ -387,37 +384,37 @@ func (p *parser) nodes(n *yaml.Node, path string) {
 	d := p.d
 	p.nodeIndex = map[string]int{}
 	if n == nil {
-		d.errorf(nil, path, "missing: a scenario needs at least one node")
+		d.Errorf(nil, path, "missing: a scenario needs at least one node")
 	}
-	for i, it := range d.seq(n, path) {
+	for i, it := range d.Seq(n, path) {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		m := d.mapping(it, ip)
-		name := d.str(m.get("name"), m.sub("name"))
+		m := d.Mapping(it, ip)
+		name := d.Str(m.Get("name"), m.Sub("name"))
 		if name == "" {
-			d.errorf(it, m.sub("name"), "missing")
+			d.Errorf(it, m.Sub("name"), "missing")
 		}
 		count, counted := p.count(m)
-		site := d.str(m.get("site"), m.sub("site"))
-		cpu, ok := d.float(m.get("cpu"), m.sub("cpu"))
+		site := d.Str(m.Get("site"), m.Sub("site"))
+		cpu, ok := d.Float(m.Get("cpu"), m.Sub("cpu"))
 		if !ok || cpu <= 0 {
-			d.errorf(orNode(m.get("cpu"), it), m.sub("cpu"), "must be a positive number of cores")
+			d.Errorf(orNode(m.Get("cpu"), it), m.Sub("cpu"), "must be a positive number of cores")
 		}
-		mem, ok := d.float(m.get("memoryGiB"), m.sub("memoryGiB"))
+		mem, ok := d.Float(m.Get("memoryGiB"), m.Sub("memoryGiB"))
 		if !ok || mem <= 0 {
-			d.errorf(orNode(m.get("memoryGiB"), it), m.sub("memoryGiB"), "must be a positive number of GiB")
+			d.Errorf(orNode(m.Get("memoryGiB"), it), m.Sub("memoryGiB"), "must be a positive number of GiB")
 		}
-		labels := d.stringMap(m.get("labels"), m.sub("labels"))
-		co := p.coords(m.get("coordinates"), m.sub("coordinates"))
-		m.done()
+		labels := d.StringMap(m.Get("labels"), m.Sub("labels"))
+		co := p.coords(m.Get("coordinates"), m.Sub("coordinates"))
+		m.Done()
 		if site == "" {
-			d.errorf(it, m.sub("site"), "missing")
+			d.Errorf(it, m.Sub("site"), "missing")
 		} else {
-			p.checkSite(site, m.get("site"), m.sub("site"))
+			p.checkSite(site, m.Get("site"), m.Sub("site"))
 		}
 		for k := range count {
 			nn := Node{Name: expandName(name, k, counted), Site: site, CPU: cpu, MemoryGiB: mem, Labels: labels, Coordinates: co}
 			if _, dup := p.nodeIndex[nn.Name]; dup {
-				d.errorf(orNode(m.get("name"), it), m.sub("name"), "duplicate node %q", nn.Name)
+				d.Errorf(orNode(m.Get("name"), it), m.Sub("name"), "duplicate node %q", nn.Name)
 			}
 			p.nodeIndex[nn.Name] = len(p.sc.Nodes)
 			p.sc.Nodes = append(p.sc.Nodes, nn)
@@ -428,34 +425,34 @@ func (p *parser) nodes(n *yaml.Node, path string) {
 func (p *parser) containers(n *yaml.Node, path string) {
 	d := p.d
 	seen := map[string]struct{}{}
-	for i, it := range d.seq(n, path) {
+	for i, it := range d.Seq(n, path) {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		m := d.mapping(it, ip)
-		name := d.str(m.get("name"), m.sub("name"))
+		m := d.Mapping(it, ip)
+		name := d.Str(m.Get("name"), m.Sub("name"))
 		if name == "" {
-			d.errorf(it, m.sub("name"), "missing")
+			d.Errorf(it, m.Sub("name"), "missing")
 		}
 		count, counted := p.count(m)
-		mem, ok := d.float(m.get("memoryGiB"), m.sub("memoryGiB"))
+		mem, ok := d.Float(m.Get("memoryGiB"), m.Sub("memoryGiB"))
 		if !ok || mem <= 0 {
-			d.errorf(orNode(m.get("memoryGiB"), it), m.sub("memoryGiB"), "must be a positive number of GiB")
+			d.Errorf(orNode(m.Get("memoryGiB"), it), m.Sub("memoryGiB"), "must be a positive number of GiB")
 		}
-		img, _ := d.float(m.get("imageMiB"), m.sub("imageMiB"))
+		img, _ := d.Float(m.Get("imageMiB"), m.Sub("imageMiB"))
 		if img < 0 {
-			d.errorf(m.get("imageMiB"), m.sub("imageMiB"), "must not be negative")
+			d.Errorf(m.Get("imageMiB"), m.Sub("imageMiB"), "must not be negative")
 		}
-		labels := d.stringMap(m.get("labels"), m.sub("labels"))
+		labels := d.StringMap(m.Get("labels"), m.Sub("labels"))
 		candidates := p.placement(m, it)
-		cpuNode := m.get("cpu")
+		cpuNode := m.Get("cpu")
 		if cpuNode == nil {
-			d.errorf(it, m.sub("cpu"), "missing: the CPU workload model")
+			d.Errorf(it, m.Sub("cpu"), "missing: the CPU workload model")
 		}
-		w := p.workload(cpuNode, m.sub("cpu"))
+		w := p.workload(cpuNode, m.Sub("cpu"))
 		var users []UserGroup
-		for j, un := range d.seq(m.get("users"), m.sub("users")) {
-			users = append(users, p.userGroup(un, fmt.Sprintf("%s[%d]", m.sub("users"), j)))
+		for j, un := range d.Seq(m.Get("users"), m.Sub("users")) {
+			users = append(users, p.userGroup(un, fmt.Sprintf("%s[%d]", m.Sub("users"), j)))
 		}
-		m.done()
+		m.Done()
 		for k := range count {
 			c := Container{Name: expandName(name, k, counted), MemoryGiB: mem, ImageMiB: img, Labels: labels, CPU: *w, Users: users}
 			if len(candidates) > 0 {
@@ -464,7 +461,7 @@ func (p *parser) containers(n *yaml.Node, path string) {
 				c.Node = candidates[(len(p.sc.Containers))%len(candidates)]
 			}
 			if _, dup := seen[c.Name]; dup {
-				d.errorf(orNode(m.get("name"), it), m.sub("name"), "duplicate container %q", c.Name)
+				d.Errorf(orNode(m.Get("name"), it), m.Sub("name"), "duplicate container %q", c.Name)
 			}
 			seen[c.Name] = struct{}{}
 			p.sc.Containers = append(p.sc.Containers, c)
@@ -474,21 +471,21 @@ func (p *parser) containers(n *yaml.Node, path string) {
 
 // placement returns the nodes a container group is spread over: the listed nodes, else the
 // nodes of the listed sites, else every node of a non-cloud site.
-func (p *parser) placement(m *mapping, it *yaml.Node) []string {
+func (p *parser) placement(m *yamlstrict.Mapping, it *yaml.Node) []string {
 	d := p.d
 	var sites, nodes []string
-	pn := m.get("placement")
+	pn := m.Get("placement")
 	if pn != nil {
-		pm := d.mapping(pn, m.sub("placement"))
-		sites = d.strings(pm.get("sites"), pm.sub("sites"))
-		nodes = d.strings(pm.get("nodes"), pm.sub("nodes"))
+		pm := d.Mapping(pn, m.Sub("placement"))
+		sites = d.Strings(pm.Get("sites"), pm.Sub("sites"))
+		nodes = d.Strings(pm.Get("nodes"), pm.Sub("nodes"))
 		for i, s := range sites {
-			p.checkSite(s, pm.get("sites").Content[i], fmt.Sprintf("%s.sites[%d]", pm.path, i))
+			p.checkSite(s, pm.Get("sites").Content[i], fmt.Sprintf("%s.sites[%d]", pm.Path, i))
 		}
 		for i, s := range nodes {
-			p.checkNode(s, pm.get("nodes").Content[i], fmt.Sprintf("%s.nodes[%d]", pm.path, i))
+			p.checkNode(s, pm.Get("nodes").Content[i], fmt.Sprintf("%s.nodes[%d]", pm.Path, i))
 		}
-		pm.done()
+		pm.Done()
 	}
 	if len(nodes) > 0 {
 		return nodes
@@ -508,31 +505,31 @@ func (p *parser) placement(m *mapping, it *yaml.Node) []string {
 		}
 	}
 	if len(out) == 0 && len(p.sc.Nodes) > 0 {
-		d.errorf(orNode(pn, it), m.sub("placement"), "no node to place these containers on")
+		d.Errorf(orNode(pn, it), m.Sub("placement"), "no node to place these containers on")
 	}
 	return out
 }
 
 func (p *parser) workload(n *yaml.Node, path string) *Workload {
 	d := p.d
-	m := d.mapping(n, path)
-	w := &Workload{Model: WorkloadModel(d.str(m.get("model"), m.sub("model")))}
+	m := d.Mapping(n, path)
+	w := &Workload{Model: WorkloadModel(d.Str(m.Get("model"), m.Sub("model")))}
 	num := func(key string, dst *float64, required bool) {
-		v, ok := d.float(m.get(key), m.sub(key))
+		v, ok := d.Float(m.Get(key), m.Sub(key))
 		if !ok && required {
-			d.errorf(orNode(m.get("model"), n), m.sub(key), "missing: required by model %q", w.Model)
+			d.Errorf(orNode(m.Get("model"), n), m.Sub(key), "missing: required by model %q", w.Model)
 		}
 		if v < 0 {
-			d.errorf(m.get(key), m.sub(key), "must not be negative")
+			d.Errorf(m.Get(key), m.Sub(key), "must not be negative")
 		}
 		if ok {
 			*dst = v
 		}
 	}
 	dur := func(key string, dst *time.Duration) {
-		if v, ok := d.duration(m.get(key), m.sub(key)); ok {
+		if v, ok := d.Duration(m.Get(key), m.Sub(key)); ok {
 			if v < 0 {
-				d.errorf(m.get(key), m.sub(key), "must not be negative")
+				d.Errorf(m.Get(key), m.Sub(key), "must not be negative")
 			}
 			*dst = v
 		}
@@ -549,7 +546,7 @@ func (p *parser) workload(n *yaml.Node, path string) *Workload {
 		w.Period = 24 * time.Hour
 		dur("period", &w.Period)
 		if w.Period == 0 {
-			d.errorf(m.get("period"), m.sub("period"), "must be positive")
+			d.Errorf(m.Get("period"), m.Sub("period"), "must be positive")
 		}
 	case WorkloadSpikes:
 		num("base", &w.Base, true)
@@ -565,36 +562,36 @@ func (p *parser) workload(n *yaml.Node, path string) *Workload {
 		num("min", &w.Min, false)
 		num("max", &w.Max, false)
 		if w.Min > w.Max {
-			d.errorf(m.get("min"), m.sub("min"), "must not exceed max")
+			d.Errorf(m.Get("min"), m.Sub("min"), "must not exceed max")
 		}
 		if w.StepEvery <= 0 {
-			d.errorf(m.get("stepEvery"), m.sub("stepEvery"), "must be positive")
+			d.Errorf(m.Get("stepEvery"), m.Sub("stepEvery"), "must be positive")
 		}
 	case WorkloadTrace:
 		w.Scale = 1
 		num("scale", &w.Scale, false)
 		w.Loop = true
-		if v, ok := d.bool(m.get("loop"), m.sub("loop")); ok {
+		if v, ok := d.Bool(m.Get("loop"), m.Sub("loop")); ok {
 			w.Loop = v
 		}
-		fn := m.get("file")
-		file := d.str(fn, m.sub("file"))
+		fn := m.Get("file")
+		file := d.Str(fn, m.Sub("file"))
 		if file == "" {
-			d.errorf(orNode(fn, n), m.sub("file"), "missing: the CSV trace (time,cpu)")
+			d.Errorf(orNode(fn, n), m.Sub("file"), "missing: the CSV trace (time,cpu)")
 			break
 		}
 		tr, err := p.loadTrace(file)
 		if err != nil {
-			d.errorf(fn, m.sub("file"), "%v", err)
+			d.Errorf(fn, m.Sub("file"), "%v", err)
 			break
 		}
 		w.Trace = tr
 	case "":
-		d.errorf(n, m.sub("model"), "missing: one of constant, diurnal, spikes, randomWalk, trace")
+		d.Errorf(n, m.Sub("model"), "missing: one of constant, diurnal, spikes, randomWalk, trace")
 	default:
-		d.errorf(m.get("model"), m.sub("model"), "unknown model %q (known: constant, diurnal, spikes, randomWalk, trace)", w.Model)
+		d.Errorf(m.Get("model"), m.Sub("model"), "unknown model %q (known: constant, diurnal, spikes, randomWalk, trace)", w.Model)
 	}
-	m.done()
+	m.Done()
 	return w
 }
 
@@ -660,19 +657,19 @@ func (p *parser) loadTrace(file string) (*Trace, error) {
 
 func (p *parser) userGroup(n *yaml.Node, path string) UserGroup {
 	d := p.d
-	m := d.mapping(n, path)
+	m := d.Mapping(n, path)
 	g := UserGroup{Count: 1}
-	if v, ok := d.int(m.get("count"), m.sub("count")); ok {
+	if v, ok := d.Int(m.Get("count"), m.Sub("count")); ok {
 		if v < 1 || v > 1000 {
-			d.errorf(m.get("count"), m.sub("count"), "must be within [1, 1000]")
+			d.Errorf(m.Get("count"), m.Sub("count"), "must be within [1, 1000]")
 		}
 		g.Count = int(v)
 	}
-	g.Site = d.str(m.get("site"), m.sub("site"))
-	mm := d.mapping(m.get("mobility"), m.sub("mobility"))
+	g.Site = d.Str(m.Get("site"), m.Sub("site"))
+	mm := d.Mapping(m.Get("mobility"), m.Sub("mobility"))
 	mob := &g.Mobility
 	mob.Model = MobilityStatic
-	if v := d.str(mm.get("model"), mm.sub("model")); v != "" {
+	if v := d.Str(mm.Get("model"), mm.Sub("model")); v != "" {
 		mob.Model = MobilityModel(v)
 	}
 	type siteRef struct {
@@ -685,80 +682,80 @@ func (p *parser) userGroup(n *yaml.Node, path string) UserGroup {
 	case MobilityStatic:
 	case MobilityRandomWaypoint:
 		mob.PauseMin, mob.PauseMax = 30*time.Minute, 4*time.Hour
-		if v, ok := d.duration(mm.get("pauseMin"), mm.sub("pauseMin")); ok {
+		if v, ok := d.Duration(mm.Get("pauseMin"), mm.Sub("pauseMin")); ok {
 			mob.PauseMin = v
 		}
-		if v, ok := d.duration(mm.get("pauseMax"), mm.sub("pauseMax")); ok {
+		if v, ok := d.Duration(mm.Get("pauseMax"), mm.Sub("pauseMax")); ok {
 			mob.PauseMax = v
 		}
 		if mob.PauseMin <= 0 || mob.PauseMax < mob.PauseMin {
-			d.errorf(orNode(mm.get("pauseMin"), n), mm.sub("pauseMin"), "need 0 < pauseMin <= pauseMax")
+			d.Errorf(orNode(mm.Get("pauseMin"), n), mm.Sub("pauseMin"), "need 0 < pauseMin <= pauseMax")
 		}
-		mob.Sites = d.strings(mm.get("sites"), mm.sub("sites"))
+		mob.Sites = d.Strings(mm.Get("sites"), mm.Sub("sites"))
 	case MobilityScripted:
-		for i, it := range d.seq(mm.get("moves"), mm.sub("moves")) {
-			ip := fmt.Sprintf("%s[%d]", mm.sub("moves"), i)
-			mv := d.mapping(it, ip)
-			at, _ := d.duration(mv.get("at"), mv.sub("at"))
-			site := d.str(mv.get("site"), mv.sub("site"))
-			mv.done()
+		for i, it := range d.Seq(mm.Get("moves"), mm.Sub("moves")) {
+			ip := fmt.Sprintf("%s[%d]", mm.Sub("moves"), i)
+			mv := d.Mapping(it, ip)
+			at, _ := d.Duration(mv.Get("at"), mv.Sub("at"))
+			site := d.Str(mv.Get("site"), mv.Sub("site"))
+			mv.Done()
 			if n := len(mob.Moves); n > 0 && at < mob.Moves[n-1].At {
-				d.errorf(it, ip+".at", "moves must be in time order")
+				d.Errorf(it, ip+".at", "moves must be in time order")
 			}
 			mob.Moves = append(mob.Moves, Move{At: at, Site: site})
-			script = append(script, siteRef{orNode(mv.get("site"), it), mv.sub("site")})
+			script = append(script, siteRef{orNode(mv.Get("site"), it), mv.Sub("site")})
 		}
 		if len(mob.Moves) == 0 {
-			d.errorf(orNode(mm.get("moves"), n), mm.sub("moves"), "missing: a scripted mobility needs moves")
+			d.Errorf(orNode(mm.Get("moves"), n), mm.Sub("moves"), "missing: a scripted mobility needs moves")
 		}
 	case MobilityTrace:
-		fn := mm.get("file")
-		mob.File = d.str(fn, mm.sub("file"))
-		tracePos = posOf(orNode(fn, n), mm.sub("file"))
+		fn := mm.Get("file")
+		mob.File = d.Str(fn, mm.Sub("file"))
+		tracePos = posOf(orNode(fn, n), mm.Sub("file"))
 		if mob.File == "" {
-			d.errorAt(tracePos, "missing: the CSV trace (time,user,site)")
+			errorAt(d, tracePos, "missing: the CSV trace (time,user,site)")
 			break
 		}
 		rows, err := p.readCSV(mob.File)
 		if err != nil {
-			d.errorAt(tracePos, "%v", err)
+			errorAt(d, tracePos, "%v", err)
 			break
 		}
 		for i, row := range rows {
 			if len(row) < 3 {
-				d.errorAt(tracePos, "%s: row %d: expected time,user,site", mob.File, i+1)
+				errorAt(d, tracePos, "%s: row %d: expected time,user,site", mob.File, i+1)
 				break
 			}
 			t, err1 := parseTraceTime(row[0])
 			u, err2 := strconv.Atoi(row[1])
 			if err1 != nil || err2 != nil || u < 0 {
-				d.errorAt(tracePos, "%s: row %d: bad time or user index", mob.File, i+1)
+				errorAt(d, tracePos, "%s: row %d: bad time or user index", mob.File, i+1)
 				break
 			}
 			mob.Trace = append(mob.Trace, TraceMove{At: t, User: u, Site: row[2]})
 		}
 		sortTrace(mob.Trace)
 	default:
-		d.errorf(mm.get("model"), mm.sub("model"), "unknown model %q (known: static, randomWaypoint, scripted, trace)", mob.Model)
+		d.Errorf(mm.Get("model"), mm.Sub("model"), "unknown model %q (known: static, randomWaypoint, scripted, trace)", mob.Model)
 	}
-	mm.done()
-	m.done()
+	mm.Done()
+	m.Done()
 	if g.Site != "" {
-		p.checkSite(g.Site, m.get("site"), m.sub("site"))
+		p.checkSite(g.Site, m.Get("site"), m.Sub("site"))
 	}
 	for i, s := range mob.Sites {
-		p.checkSite(s, mm.get("sites").Content[i], fmt.Sprintf("%s[%d]", mm.sub("sites"), i))
+		p.checkSite(s, mm.Get("sites").Content[i], fmt.Sprintf("%s[%d]", mm.Sub("sites"), i))
 	}
 	for i, mv := range mob.Moves {
 		p.checkSite(mv.Site, script[i].node, script[i].path)
 	}
 	for _, tm := range mob.Trace {
 		if _, ok := p.siteIndex[tm.Site]; !ok {
-			p.d.errorAt(tracePos, "%s: unknown site %q", mob.File, tm.Site)
+			errorAt(p.d, tracePos, "%s: unknown site %q", mob.File, tm.Site)
 			break
 		}
 		if tm.User >= g.Count {
-			p.d.errorAt(tracePos, "%s: user %d out of range for a group of %d", mob.File, tm.User, g.Count)
+			errorAt(p.d, tracePos, "%s: user %d out of range for a group of %d", mob.File, tm.User, g.Count)
 			break
 		}
 	}
@@ -767,37 +764,37 @@ func (p *parser) userGroup(n *yaml.Node, path string) UserGroup {
 
 func (p *parser) events(n *yaml.Node, path string) {
 	d := p.d
-	for i, it := range d.seq(n, path) {
+	for i, it := range d.Seq(n, path) {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		m := d.mapping(it, ip)
+		m := d.Mapping(it, ip)
 		var e Event
 		e.pos = posOf(it, ip)
 		var ok bool
-		if e.At, ok = d.duration(m.get("at"), m.sub("at")); !ok {
-			d.errorf(it, m.sub("at"), "missing")
+		if e.At, ok = d.Duration(m.Get("at"), m.Sub("at")); !ok {
+			d.Errorf(it, m.Sub("at"), "missing")
 		} else if e.At < 0 {
-			d.errorf(m.get("at"), m.sub("at"), "must not be negative")
+			d.Errorf(m.Get("at"), m.Sub("at"), "must not be negative")
 		}
-		e.Type = EventType(d.str(m.get("type"), m.sub("type")))
+		e.Type = EventType(d.Str(m.Get("type"), m.Sub("type")))
 		switch e.Type {
 		case EventNodeFailure, EventNodeRecovery, EventDrain, EventUndrain:
-			e.Node = d.str(m.get("node"), m.sub("node"))
+			e.Node = d.Str(m.Get("node"), m.Sub("node"))
 			if e.Node == "" {
-				d.errorf(it, m.sub("node"), "missing: event %q needs a node", e.Type)
+				d.Errorf(it, m.Sub("node"), "missing: event %q needs a node", e.Type)
 			} else {
-				p.checkNode(e.Node, m.get("node"), m.sub("node"))
+				p.checkNode(e.Node, m.Get("node"), m.Sub("node"))
 			}
 		case EventPolicyChange:
-			e.PolicyFile = d.str(m.get("policy"), m.sub("policy"))
+			e.PolicyFile = d.Str(m.Get("policy"), m.Sub("policy"))
 			if e.PolicyFile == "" {
-				d.errorf(it, m.sub("policy"), "missing: the policy file to switch to")
+				d.Errorf(it, m.Sub("policy"), "missing: the policy file to switch to")
 			}
 		case "":
-			d.errorf(it, m.sub("type"), "missing")
+			d.Errorf(it, m.Sub("type"), "missing")
 		default:
-			d.errorf(m.get("type"), m.sub("type"), "unknown event type %q (known: nodeFailure, nodeRecovery, drain, undrain, policyChange)", e.Type)
+			d.Errorf(m.Get("type"), m.Sub("type"), "unknown event type %q (known: nodeFailure, nodeRecovery, drain, undrain, policyChange)", e.Type)
 		}
-		m.done()
+		m.Done()
 		p.sc.Events = append(p.sc.Events, e)
 	}
 	sort.SliceStable(p.sc.Events, func(i, j int) bool { return p.sc.Events[i].At < p.sc.Events[j].At })
@@ -810,7 +807,7 @@ func (p *parser) validate() {
 	for i, l := range sc.Links {
 		k := [2]string{min(l.A, l.B), max(l.A, l.B)}
 		if seen[k] {
-			p.d.errorAt(p.linkPos[i], "duplicate link between %q and %q", l.A, l.B)
+			errorAt(p.d, p.linkPos[i], "duplicate link between %q and %q", l.A, l.B)
 		}
 		seen[k] = true
 	}
@@ -822,7 +819,7 @@ func (p *parser) validate() {
 			if seen[[2]string{min(a.Name, b.Name), max(a.Name, b.Name)}] || a.Coordinates != nil && b.Coordinates != nil {
 				continue
 			}
-			p.d.errorf(nil, ".spec.network", "no link between sites %q and %q: add one, give both coordinates, or set network.default", a.Name, b.Name)
+			p.d.Errorf(nil, ".spec.network", "no link between sites %q and %q: add one, give both coordinates, or set network.default", a.Name, b.Name)
 		}
 	}
 }

@@ -59,9 +59,9 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"wrong apiVersion", "apiVersion: v2\nkind: Scenario\nspec:\n" + base,
 			[]string{"s.yaml:1:13: .apiVersion: must be \"godwit.io/v1\""}, 0},
 		{"unknown top-level spec field", header + base + "  durations: 2h\n",
-			[]string{"s.yaml:6:3: .spec.durations: unknown field \"durations\""}, 0},
+			[]string{"s.yaml:6:3: .spec: unknown field \"durations\", did you mean \"duration\"?"}, 0},
 		{"bad duration", header + base + "  duration: two hours\n",
-			[]string{"s.yaml:6:13: .spec.duration: expected a duration"}, 0},
+			[]string{"s.yaml:6:13: .spec.duration: want a duration such as 90s or 1h30m, got the string \"two hours\""}, 1},
 		{"node on unknown site", header + "  sites: [{name: a}]\n  nodes: [{name: n, site: zz, cpu: 4, memoryGiB: 8}]\n",
 			[]string{"s.yaml:5:27: .spec.nodes[0].site: unknown site \"zz\""}, 0},
 		{"missing cpu and unknown model", header + base + "  containers:\n    - name: x\n      memoryGiB: 1\n      cpu: {model: sine}\n",
@@ -75,7 +75,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"sites without link", header + "  sites: [{name: a}, {name: b}]\n  nodes: [{name: n, site: a, cpu: 4, memoryGiB: 8}]\n",
 			[]string{"s.yaml: .spec.network: no link between sites \"a\" and \"b\""}, 0},
 		{"several errors at once", header + base + "  seed: -1\n  slo: {latencyMs: fast}\n",
-			[]string{"s.yaml:6:9: .spec.seed: expected a non-negative integer", "s.yaml:7:20: .spec.slo.latencyMs: expected a number, got \"fast\""}, 2},
+			[]string{"s.yaml:6:9: .spec.seed: want a non-negative integer, got the number -1", "s.yaml:7:20: .spec.slo.latencyMs: want a number, got the string \"fast\""}, 2},
 		{"duplicate node", header + "  sites: [{name: a}]\n  nodes: [{name: n, site: a, cpu: 4, memoryGiB: 8}, {name: n, site: a, cpu: 4, memoryGiB: 8}]\n",
 			[]string{".spec.nodes[1].name: duplicate node \"n\""}, 0},
 		{"scripted move to unknown site", header + base + "  containers:\n    - name: x\n      memoryGiB: 1\n      cpu: {model: constant, value: 1}\n      users: [{mobility: {model: scripted, moves: [{at: 1h, site: q}]}}]\n",
@@ -83,7 +83,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"trace file missing", header + base + "  containers:\n    - {name: x, memoryGiB: 1, cpu: {model: trace, file: nope.csv}}\n",
 			[]string{"s.yaml:7:57: .spec.containers[0].cpu.file: "}, 0},
 		{"yaml syntax", header + "  sites: [\n", []string{"s.yaml:"}, 0},
-		{"two documents", header + base + "---\nfoo: 1\n", []string{"more than one YAML document"}, 0},
+		{"two documents", header + base + "---\nfoo: 1\n", []string{"a second YAML document starts here"}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -1,15 +1,12 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,46 +193,26 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	d := newDecoder(file)
 	cfg := DefaultConfig()
 	cfg.File = file
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-		d.at(nil, "the file is empty")
-		return nil, &ConfigError{Problems: d.sorted()}
-	} else if err != nil {
-		line := 1
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-		}
-		d.at(&yaml.Node{Line: line, Column: 1}, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-		return nil, &ConfigError{Problems: d.sorted()}
+	root := d.Load(data, "an agent config (node, role, gossip, migration, capacity, data_dir, tls...)")
+	if root == nil {
+		return nil, d.configError()
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		d.at(&extra, "only one YAML document is allowed")
-	}
-	if len(doc.Content) == 0 {
-		d.at(&doc, "the file is empty")
-		return nil, &ConfigError{Problems: d.sorted()}
-	}
-	root := doc.Content[0]
-	d.decode(root, reflectValue(&cfg), "")
+	d.Decode(root, &cfg, "")
 	if root.Kind != yaml.MappingNode {
-		return nil, &ConfigError{Problems: d.sorted()}
+		return nil, d.configError()
 	}
 	cfg.defaultAPI()
 	cfg.validate(d, root)
-	if len(d.problems) > 0 {
-		return nil, &ConfigError{Problems: d.sorted()}
+	if d.Len() > 0 {
+		return nil, d.configError()
 	}
 	cfg.resolvePaths(filepath.Dir(file))
 	cfg.keys = map[string][2]int{}
-	for path, k := range d.keys {
+	for path, k := range d.Keys {
 		cfg.keys[path] = [2]int{k.Line, k.Column}
 	}
 	return &cfg, nil
 }
-
-var yamlLine = regexp.MustCompile(`line (\d+)`)
 
 // defaultAPI fills the API's addresses from the migration service's when not given.
 func (c *Config) defaultAPI() {

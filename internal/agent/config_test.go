@@ -93,7 +93,7 @@ func TestParseConfigErrors(t *testing.T) {
 		text string
 		want []string
 	}{
-		{"empty file", "", []string{"f.yaml:1:1: the file is empty"}},
+		{"empty file", "", []string{"f.yaml:1:1: empty file: want an agent config"}},
 		{"not YAML", "node: [a\n", []string{"f.yaml:1:1: "}},
 		{"top level not a mapping", "- a\n", []string{"f.yaml:1:1: (top level): want a mapping, got a list"}},
 		{"unknown field with a suggestion", strings.Replace(validClient, "data_dir:", "datadir:", 1),
@@ -137,12 +137,12 @@ log: {level: loud}
 			[]string{"f.yaml:13:3: server.bootstrap_expect: must be 1..9"}},
 		{"reserved labels", strings.Replace(validClient, "  zone: a", "  godwit.io/role: server\n  site: b", 1),
 			[]string{"f.yaml:5:3: labels.godwit.io/role: keys under godwit.io/ are set by godwit", "f.yaml:6:3: labels.site: use the site field"}},
-		{"duplicate field", validClient + "node: again\n", []string{"f.yaml:20:1: node: given twice"}},
+		{"duplicate field", validClient + "node: again\n", []string{"f.yaml:20:1: (top level): duplicate key \"node\""}},
 		{"capability ALL", strings.Replace(validServer, "[net_admin, CAP_SYS_TIME]", "[all]", 1),
 			[]string{"f.yaml:25:3: accept.allow_capabilities: ALL is not accepted"}},
 		{"encryption both ways", strings.Replace(validClient, "  key_file: gossip.key", "  key_file: gossip.key\n  insecure_no_encryption: true", 1),
 			[]string{"f.yaml:10:3: gossip.insecure_no_encryption: contradicts gossip.key_file"}},
-		{"two documents", validClient + "---\nnode: x\n", []string{"f.yaml:20:1: only one YAML document is allowed"}},
+		{"two documents", validClient + "---\nnode: x\n", []string{"f.yaml:20:1: a second YAML document starts here"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			_, err := ParseConfig("f.yaml", []byte(tc.text))
