@@ -99,7 +99,8 @@ type Agent struct {
 	node     *migrate.Node
 	migAddr  string
 	cp       *scheduler.ControlPlane
-	events   *metrics.Events // a server's event counters, fed by its control plane
+	events   *metrics.Events   // a server's event counters, fed by its control plane
+	metrics  *metrics.Listener // the separate metrics listener (metrics.listen), if any
 	raftAddr string
 	api      *api.Server
 	apiAddr  string
@@ -317,14 +318,20 @@ func (a *Agent) startAPI() error {
 	if a.cp != nil {
 		mc.Ledger, mc.Raft, mc.Events = a.cp.FSM().Read, a.cp.Server(), a.events
 	}
+	mh := metrics.Handler(metrics.NewRegistry(mc))
 	s, err := api.New(api.Config{
 		Node: a.cfg.Node, Role: a.cfg.Role, Site: a.cfg.Site, TLS: a.id,
 		View: a.view, APIAddr: a.nodeAPIAddr, RoleOf: func(n gossip.NodeView) string { return n.Labels[LabelRole] },
 		ControlPlane: a.cp, Log: a.log.With("component", "api"),
-		Metrics: metrics.Handler(metrics.NewRegistry(mc)),
+		Metrics: mh,
 	})
 	if err != nil {
 		return err
+	}
+	if a.cfg.Metrics.Listen != "" {
+		if a.metrics, err = metrics.Listen(a.cfg.Metrics.Listen, a.id.ServerConfig(), mh, a.log.With("component", "metrics")); err != nil {
+			return err
+		}
 	}
 	bound, err := s.Listen(a.cfg.API.Bind)
 	if err != nil {
@@ -439,6 +446,14 @@ func (a *Agent) GossipAddr() string {
 // MigrationAddr is the migration service's advertised address.
 func (a *Agent) MigrationAddr() string { return a.migAddr }
 
+// MetricsAddr is the separate metrics listener's address ("" without metrics.listen).
+func (a *Agent) MetricsAddr() string {
+	if a.metrics == nil {
+		return ""
+	}
+	return a.metrics.Addr()
+}
+
 // APIAddr is the HTTPS API's advertised address.
 func (a *Agent) APIAddr() string { return a.apiAddr }
 
@@ -482,6 +497,13 @@ func (a *Agent) stop() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := a.api.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("api: %w", err))
+		}
+		cancel()
+	}
+	if a.metrics != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.metrics.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("metrics: %w", err))
 		}
 		cancel()
 	}

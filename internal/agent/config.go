@@ -56,6 +56,7 @@ type Config struct {
 	Accept    AcceptPolicy    `yaml:"accept"`
 	Log       LogConfig       `yaml:"log"`
 	Inventory InventoryConfig `yaml:"inventory"`
+	Metrics   MetricsConfig   `yaml:"metrics"`
 
 	// File is the config file's name, for messages (not in the file).
 	File string `yaml:"-"`
@@ -97,6 +98,13 @@ type GossipConfig struct {
 	InsecureNoEncryption bool `yaml:"insecure_no_encryption"`
 	// Profile is lan (one site or a metro edge) or wan (sites far apart).
 	Profile string `yaml:"profile"`
+}
+
+// MetricsConfig is where else than the API the agent serves its metrics.
+type MetricsConfig struct {
+	// Listen, when set, is host:port of a listener of its own serving /metrics (HTTPS with
+	// the same mutual TLS as the API; port 0 picks one). The API serves /metrics either way.
+	Listen string `yaml:"listen"`
 }
 
 // ServerSection is present on servers only.
@@ -330,6 +338,13 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		d.atPath("log.format", root, "must be text or json, got %q", c.Log.Format)
+	}
+	if c.Metrics.Listen != "" {
+		if host, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			d.atPath("metrics.listen", root, "must be host:port, got %q", c.Metrics.Listen)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 || (host != "" && net.ParseIP(host) == nil) {
+			d.atPath("metrics.listen", root, "must be an IP address and a port 0..65535, got %q", c.Metrics.Listen)
+		}
 	}
 	if c.Inventory.Interval < Duration(1e8) {
 		d.atPath("inventory.interval", root, "must be at least 100ms")

@@ -131,7 +131,11 @@ func startCluster(t *testing.T) *cluster {
 	}
 	seed := ""
 	for i := 1; i <= 3; i++ {
-		a := start(fmt.Sprintf("s%d", i), agent.RoleServer, i, fmt.Sprintf("server:\n  raft:\n    bind: %s:0\n  bootstrap_expect: 3\n", testIP(i)), seed)
+		extra := fmt.Sprintf("server:\n  raft:\n    bind: %s:0\n  bootstrap_expect: 3\n", testIP(i))
+		if i == 1 {
+			extra += "metrics:\n  listen: 127.0.100.1:0\n" // a metrics listener of its own (TestMetrics)
+		}
+		a := start(fmt.Sprintf("s%d", i), agent.RoleServer, i, extra, seed)
 		seed = a.GossipAddr()
 		c.servers = append(c.servers, a)
 	}

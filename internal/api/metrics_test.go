@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -71,6 +72,35 @@ func TestMetrics(t *testing.T) {
 			// A server exports every metric (a client only gossip's and the process's):
 			// every query of the shipped dashboard must find its metrics there.
 			checkDashboard(t, families)
+		}
+	}
+
+	// s1's config asks for a metrics listener of its own: the same registry, over the same
+	// mutual TLS, and nothing else there.
+	s1 := c.servers[0]
+	if s1.MetricsAddr() == "" {
+		t.Fatal("s1 has no metrics listener")
+	}
+	for _, tc := range []struct {
+		path string
+		want int
+	}{{"/metrics", 200}, {"/v1/status", 404}} {
+		resp, err := hc.Get("https://" + s1.MetricsAddr() + tc.path)
+		if err != nil {
+			t.Fatalf("GET %s on s1's metrics listener: %v", tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s on s1's metrics listener: %d, want %d", tc.path, resp.StatusCode, tc.want)
+			continue
+		}
+		if tc.want == 200 {
+			p := expfmt.NewTextParser(model.UTF8Validation)
+			families, err := p.TextToMetricFamilies(bytes.NewReader(body))
+			if err != nil || families["godwit_raft_leader"] == nil || families["godwit_cluster_members"] == nil {
+				t.Errorf("s1's metrics listener: %v, raft leader %v, members %v", err, families["godwit_raft_leader"] != nil, families["godwit_cluster_members"] != nil)
+			}
 		}
 	}
 
