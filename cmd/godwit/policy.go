@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,8 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/godwit-io/godwit/internal/yamlstrict"
 	"github.com/godwit-io/godwit/policy"
 )
 
@@ -154,13 +154,22 @@ func readSnapshot(name string) (explainInput, error) {
 	}
 	if strings.EqualFold(filepath.Ext(name), ".json") {
 		err = json.Unmarshal(data, &in)
-	} else {
-		dec := yaml.NewDecoder(strings.NewReader(string(data)))
-		dec.KnownFields(true)
-		err = dec.Decode(&in)
+		if err != nil {
+			return in, fmt.Errorf("%s: %w", name, err)
+		}
+		return in, nil
 	}
-	if err != nil {
-		return in, fmt.Errorf("%s: %w", name, err)
+	d := yamlstrict.New(name)
+	d.Tag, d.DotPaths = "yaml,json", true
+	if root := d.Load(data, "a cluster snapshot (nodes, containers, links, siteLinks, ledger)"); root != nil {
+		d.Decode(root, &in, "")
+	}
+	if problems := d.Errors(); problems != nil {
+		errs := make([]error, len(problems))
+		for i, p := range problems {
+			errs[i] = p
+		}
+		return in, errors.Join(errs...)
 	}
 	return in, nil
 }

@@ -3,6 +3,7 @@ package yamlstrict
 import (
 	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -13,12 +14,18 @@ type ScalarDecoder interface {
 	DecodeYAMLScalar(n *yaml.Node) error
 }
 
-var scalarDecoderType = reflect.TypeFor[ScalarDecoder]()
+var (
+	scalarDecoderType = reflect.TypeFor[ScalarDecoder]()
+	durationType      = reflect.TypeFor[time.Duration]()
+	timeType          = reflect.TypeFor[time.Time]()
+)
 
 // Decode fills the value ptr points to from n, the node at path: struct fields by the key
-// their Tag names (a field without one is not decoded), pointers allocated when a value is
-// given, lists, maps with string keys, strings, booleans, integers and floats of every
-// size, and ScalarDecoders. An absent or null value leaves the zero value. Every problem
+// their Tag names (a field without one is not decoded; an embedded struct tagged ",inline"
+// or without a name has its fields inlined), pointers allocated when a value is given,
+// lists, maps with string keys, strings, booleans, integers and floats of every size,
+// time.Duration from a Go duration ("1m30s"), time.Time from an RFC 3339 time, and
+// ScalarDecoders. An absent or null value leaves the zero value. Every problem
 // is recorded and decoding goes on with the rest.
 func (d *Decoder) Decode(n *yaml.Node, ptr any, path string) {
 	d.decode(n, reflect.ValueOf(ptr).Elem(), path)
@@ -45,6 +52,23 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if err := v.Addr().Interface().(ScalarDecoder).DecodeYAMLScalar(n); err != nil {
 			d.Errorf(n, path, "%v", err)
 		}
+		return
+	}
+	switch v.Type() {
+	case durationType:
+		if dur, err := time.ParseDuration(n.Value); n.Kind == yaml.ScalarNode && err == nil {
+			v.SetInt(int64(dur))
+		} else {
+			d.Errorf(n, path, "want a duration such as 90s or 1h30m, got %s", Describe(n))
+		}
+		return
+	case timeType:
+		t, err := time.Parse(time.RFC3339Nano, n.Value)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			d.Errorf(n, path, "want a time such as 2026-01-05T00:00:00Z, got %s", Describe(n))
+			return
+		}
+		v.Set(reflect.ValueOf(t))
 		return
 	}
 	switch v.Kind() {
@@ -112,26 +136,53 @@ func (d *Decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 	for _, k := range m.Keys() {
 		if idx, ok := fields[k]; ok {
-			d.decode(m.Get(k), v.Field(idx), m.Sub(k))
+			d.decode(m.Get(k), fieldByIndex(v, idx), m.Sub(k))
 		}
 	}
 	m.Done()
 }
 
-// fields maps a struct's keys (by d.Tag) to field indices.
-func (d *Decoder) fields(t reflect.Type) map[string]int {
-	tag := d.Tag
-	if tag == "" {
-		tag = "yaml"
+// fields maps a struct's keys to field index paths: the key is the name the first of d.Tag's
+// tags that a field has gives it; inlined structs' fields are the struct's own.
+func (d *Decoder) fields(t reflect.Type) map[string][]int {
+	tags := strings.Split(d.Tag, ",")
+	if d.Tag == "" {
+		tags = []string{"yaml"}
 	}
-	out := make(map[string]int, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get(tag), ",")
-		if name == "" || name == "-" || !f.IsExported() {
-			continue
+	out := map[string][]int{}
+	var walk func(t reflect.Type, index []int)
+	walk = func(t reflect.Type, index []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			var tag string
+			for _, name := range tags {
+				if tv, ok := f.Tag.Lookup(name); ok {
+					tag = tv
+					break
+				}
+			}
+			name, opts, _ := strings.Cut(tag, ",")
+			at := append(append([]int(nil), index...), i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct && (name == "" || strings.Contains(","+opts+",", ",inline,")) {
+				walk(f.Type, at)
+				continue
+			}
+			if name == "" || name == "-" || !f.IsExported() {
+				continue
+			}
+			if _, dup := out[name]; !dup {
+				out[name] = at
+			}
 		}
-		out[name] = i
 	}
+	walk(t, nil)
 	return out
+}
+
+// fieldByIndex is v.FieldByIndex for index paths through embedded structs (not pointers).
+func fieldByIndex(v reflect.Value, index []int) reflect.Value {
+	for _, i := range index {
+		v = v.Field(i)
+	}
+	return v
 }

@@ -18,7 +18,8 @@ import (
 type Decoder struct {
 	// File names the file in errors.
 	File string
-	// Tag is the struct tag that names a field's key for Decode: "yaml" when empty.
+	// Tag is the struct tag that names a field's key for Decode ("yaml" when empty), or
+	// several separated by commas, the first a field has naming it ("yaml,json").
 	Tag string
 	// DotPaths spells paths with a leading dot (.spec.mode, as the policy and scenario
 	// formats do) instead of without (spec.mode, the agent config's).

@@ -255,3 +255,43 @@ func TestClosest(t *testing.T) {
 		}
 	}
 }
+
+type base struct {
+	ID    string        `json:"id"`
+	RTT   time.Duration `json:"rtt"`
+	Since time.Time     `json:"since"`
+}
+
+type snapshot struct {
+	base  `yaml:",inline"`
+	Notes string `yaml:"notes" json:"ignored"`
+}
+
+// TestDecodeInlineAndTime: an inlined struct's fields, a list of tags, durations and times.
+func TestDecodeInlineAndTime(t *testing.T) {
+	d := New("v.yaml")
+	d.Tag = "yaml,json"
+	root := d.Load([]byte("id: a\nrtt: 25ms\nsince: 2026-01-05T00:00:00Z\nnotes: n\n"), "a snapshot")
+	var s snapshot
+	d.Decode(root, &s, "")
+	if errs := d.Errors(); errs != nil {
+		t.Fatalf("errors: %v", lines(errs))
+	}
+	want := snapshot{base: base{ID: "a", RTT: 25 * time.Millisecond, Since: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)}, Notes: "n"}
+	if diff := cmp.Diff(want, s, cmp.AllowUnexported(snapshot{})); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+
+	d = New("v.yaml")
+	d.Tag = "yaml,json"
+	root = d.Load([]byte("rtt: 25\nsince: yesterday\nignored: x\n"), "a snapshot")
+	d.Decode(root, &s, "")
+	wantErrs := []string{
+		`v.yaml:1:6: rtt: want a duration such as 90s or 1h30m, got the number 25`,
+		`v.yaml:2:8: since: want a time such as 2026-01-05T00:00:00Z, got the string "yesterday"`,
+		`v.yaml:3:1: unknown field "ignored" (known: id, notes, rtt, since)`,
+	}
+	if diff := cmp.Diff(wantErrs, lines(d.Errors())); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}
