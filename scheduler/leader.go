@@ -51,9 +51,14 @@ type LeaderConfig struct {
 	// Now is the clock (tests pass a fake). Default time.Now.
 	Now func() time.Time
 
-	// Interval between decision rounds. Default 15s: load changes are gossiped in about
-	// a second, and a migration takes seconds, so deciding more often only chases noise.
+	// Interval, when set, replaces the policy's interval between decision rounds (tests
+	// shrink it). Zero: the interval of the policy in force (policy.Policy.Interval), at
+	// least MinInterval, taken up as soon as a new policy is in force.
 	Interval time.Duration
+	// MinInterval is the shortest decision period a policy gets. Default 1s, the shortest
+	// a policy file may ask for: a round reads the whole view and proposes to raft, and a
+	// migration takes seconds, so deciding more often only chases noise.
+	MinInterval time.Duration
 	// BaseTimeout plus PerGiB times the workload's memory bounds how long the leader waits
 	// for a migration's outcome before asking the nodes. Defaults 2m and 60s/GiB: the
 	// slowest path measured here (plain Docker restore) is about 30 s/GiB.
@@ -76,8 +81,8 @@ func (c *LeaderConfig) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Interval == 0 {
-		c.Interval = 15 * time.Second
+	if c.MinInterval == 0 {
+		c.MinInterval = time.Second
 	}
 	if c.BaseTimeout == 0 {
 		c.BaseTimeout = 2 * time.Minute
@@ -119,9 +124,11 @@ var ErrUnknownNode = errors.New("scheduler: unknown node")
 // ErrUnknownWorkload is returned by Request when no node runs the workload.
 var ErrUnknownWorkload = errors.New("scheduler: unknown workload")
 
-// Run settles the migrations the ledger holds in flight, then decides every Interval until
-// ctx ends, and waits for the migrations it drives to reach a point where a next leader can
-// take them over (they go on on the nodes regardless).
+// Run settles the migrations the ledger holds in flight, then decides every interval (the
+// policy's, see LeaderConfig.Interval) until ctx ends, and waits for the migrations it
+// drives to reach a point where a next leader can take them over (they go on on the nodes
+// regardless). A new policy in force is decided on at once, and its interval holds from
+// then on.
 func (l *Leader) Run(ctx context.Context) {
 	l.mu.Lock()
 	l.term = ctx
@@ -132,19 +139,60 @@ func (l *Leader) Run(ctx context.Context) {
 		l.mu.Unlock()
 	}()
 	l.reconcile(ctx)
-	t := time.NewTicker(l.cfg.Interval)
-	defer t.Stop()
+	// The policy in force is checked every PollInterval (a read of the applied state);
+	// rounds run when their interval has passed or the policy changed.
+	check := time.NewTicker(min(l.cfg.PollInterval, l.cfg.MinInterval))
+	defer check.Stop()
 	for {
+		st := l.cfg.FSM.State()
+		version, interval := l.roundInterval(st.Policy)
 		if err := l.Round(ctx); err != nil && ctx.Err() == nil {
 			l.cfg.Log.Warn("decision round failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			l.wg.Wait()
-			return
-		case <-t.C:
+		next := time.Now().Add(interval)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				l.wg.Wait()
+				return
+			case <-check.C:
+			}
+			if v := policyVersion(l.cfg.FSM.State().Policy); v != version {
+				if v != 0 {
+					l.cfg.Log.Info("new policy in force: deciding now", "policy_version", v)
+				}
+				break wait
+			}
+			if !time.Now().Before(next) {
+				break wait
+			}
 		}
 	}
+}
+
+func policyVersion(p *PolicyRecord) uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.Version
+}
+
+// roundInterval is the decision period under the policy in force p (nil: none) and that
+// policy's version (0: none). Without a policy nothing is decided, so the period only
+// bounds how late a new policy is noticed (it is noticed at the next check anyway).
+func (l *Leader) roundInterval(p *PolicyRecord) (version uint64, interval time.Duration) {
+	version = policyVersion(p)
+	if l.cfg.Interval > 0 {
+		return version, l.cfg.Interval
+	}
+	interval = policy.DefaultPolicy().Interval
+	if p != nil {
+		if pol, err := p.Parse(); err == nil && pol.Interval > 0 {
+			interval = pol.Interval
+		}
+	}
+	return version, max(interval, l.cfg.MinInterval)
 }
 
 // Leading reports whether Run is running (this server leads and decides).
