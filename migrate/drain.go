@@ -63,3 +63,6 @@ func (n *Node) inProgress() []string {
 	sort.Strings(out)
 	return out
 }
+
+// InProgress lists (sorted) the migrations Drain would wait for now.
+func (n *Node) InProgress() []string { return n.inProgress() }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/godwit-io/godwit/gossip"
@@ -110,12 +111,29 @@ type Leader struct {
 	term     context.Context // Run's context while it runs: migrations live no longer
 	decide   sync.Mutex      // rounds and manual requests re-check and record one at a time
 	wg       sync.WaitGroup
+	stopping atomic.Bool // StopStarting was called: no new migrations
 }
 
 // NewLeader returns a leader loop; Run starts it.
 func NewLeader(cfg LeaderConfig) *Leader {
 	cfg.setDefaults()
 	return &Leader{cfg: cfg, tracking: map[string]bool{}}
+}
+
+// ErrShuttingDown is returned by Request (Leader's and ControlPlane's) once the server is
+// shutting down (StopStarting): it starts no migration any more; ask another server.
+var ErrShuttingDown = errors.New("scheduler: this server is shutting down")
+
+// StopStarting makes the leader start no migration any more, of its own (rounds decide
+// nothing) or on request (ErrShuttingDown), for as long as this process lives; the
+// migrations it drives go on. A stopping server calls it first.
+func (l *Leader) StopStarting() { l.stopping.Store(true) }
+
+// Driving is how many migrations this term's goroutines drive or settle.
+func (l *Leader) Driving() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.tracking)
 }
 
 // ErrUnknownNode is returned by Request when a node is not in the cluster.
@@ -222,6 +240,9 @@ func (l *Leader) reconcile(ctx context.Context) {
 
 // Round is one decision: view, evaluate, record, order.
 func (l *Leader) Round(ctx context.Context) error {
+	if l.stopping.Load() {
+		return nil
+	}
 	st := l.cfg.FSM.State()
 	if st.Policy == nil {
 		return nil // no policy in force: nothing moves
@@ -252,6 +273,9 @@ func (l *Leader) Round(ctx context.Context) error {
 	// requests take turns, so two of them cannot both pass a limit only one may use.
 	l.decide.Lock()
 	defer l.decide.Unlock()
+	if l.stopping.Load() {
+		return nil
+	}
 	fresh := l.cfg.FSM.State()
 	committed, refused := policy.Commit(view, pol, fresh.Ledger(), plan.Decisions, l.cfg.Now())
 	for _, r := range refused {
@@ -317,6 +341,9 @@ func (l *Leader) plan(ctx context.Context, p PlanMigration, by string) (string, 
 // the leader's own decisions. It records the migration and returns its ID; the leader
 // drives it.
 func (l *Leader) Request(ctx context.Context, workload, target, by string) (string, error) {
+	if l.stopping.Load() {
+		return "", ErrShuttingDown
+	}
 	if _, ok := l.cfg.Directory.MigrationAddr(target); !ok {
 		return "", fmt.Errorf("%w: %s", ErrUnknownNode, target)
 	}
@@ -333,6 +360,9 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 	}
 	l.decide.Lock()
 	defer l.decide.Unlock()
+	if l.stopping.Load() {
+		return "", ErrShuttingDown
+	}
 	st := l.cfg.FSM.State()
 	pred := st.Cost.Model.Predict(c.MemoryBytes, 0, 0)
 	// The same re-check as the leader's own decisions, under the policy in force (the
