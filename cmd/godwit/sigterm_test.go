@@ -100,7 +100,8 @@ func (p *lcAgent) waitLog(t *testing.T, text string, timeout time.Duration) {
 	}
 }
 
-// TestSIGTERMDuringMigration: an agent process gets SIGTERM while a real migration it is the
+// TestSIGTERMDuringMigration: an agent learns of a new container from Docker's events (its
+// polling is an hour apart). Then the agent process gets SIGTERM while a real migration it is the
 // source of is in progress (paused half-way through the checkpoint stream). It refuses a
 // new order ("shutting down") but lets the migration in progress finish, leaves gossip
 // (the other agent sees it left) and exits 0; the workload then runs exactly once, on the
@@ -147,7 +148,7 @@ func TestSIGTERMDuringMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiAddr := net.JoinHostPort(lifecycleIP(22), "7980")
-	config := func(name string, i int, role pki.Role, join, extra string) string {
+	config := func(name string, i int, role pki.Role, join, inventory, extra string) string {
 		files, err := pki.Quick(pkiDir, name, role, net.ParseIP(lifecycleIP(i)))
 		if err != nil {
 			t.Fatal(err)
@@ -158,9 +159,9 @@ func TestSIGTERMDuringMigration(t *testing.T) {
 			joins = ", join: ['" + join + "']"
 		}
 		text := fmt.Sprintf("node: %s\nrole: %s\ngossip: {bind: '%s:0', key_file: %s%s}\nmigration: {bind: '%s:0'}\n"+
-			"capacity: {cpu: 2, memory: 4GiB}\ndata_dir: %s\ntls: {ca: %s, cert: %s, key: %s}\ninventory: {interval: 1s}\n"+
+			"capacity: {cpu: 2, memory: 4GiB}\ndata_dir: %s\ntls: {ca: %s, cert: %s, key: %s}\ninventory: {interval: %s}\n"+
 			"docker: {host: '%s', data_root: '%s', runc_root: '%s', cgroup_parent: '/godwit-%s'}\n%s",
-			name, role, lifecycleIP(i), key, joins, lifecycleIP(i), filepath.Join(dir, name), files.CA, files.Cert, files.Key,
+			name, role, lifecycleIP(i), key, joins, lifecycleIP(i), filepath.Join(dir, name), files.CA, files.Cert, files.Key, inventory,
 			e.Host, e.DataRoot, e.RuncRoot(), name, extra)
 		path := filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -169,9 +170,11 @@ func TestSIGTERMDuringMigration(t *testing.T) {
 		return path
 	}
 	release := filepath.Join(dir, "release")
-	src := startLCAgent(t, "lcsrc", config("lcsrc", 21, pki.RoleClient, "", ""),
+	// The source lists its engine's containers once an hour: only Docker's events can make
+	// its new workload known in time.
+	src := startLCAgent(t, "lcsrc", config("lcsrc", 21, pki.RoleClient, "", "1h", ""),
 		envFault+"=source-streaming", envFaultRelease+"="+release)
-	dst := startLCAgent(t, "lcdst", config("lcdst", 22, pki.RoleServer, src.gossip,
+	dst := startLCAgent(t, "lcdst", config("lcdst", 22, pki.RoleServer, src.gossip, "1s",
 		fmt.Sprintf("api: {bind: '%s'}\nserver: {raft: {bind: '%s:0'}, bootstrap_expect: 1}\n", apiAddr, lifecycleIP(22))))
 	for k, v := range map[string]string{envAddr: "https://" + apiAddr, envCACert: op.CA, envClientCert: op.Cert, envClientKey: op.Key} {
 		t.Setenv(k, v)
@@ -210,6 +213,20 @@ func TestSIGTERMDuringMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	waitUntil(t, "the new workload in the server's view (the source's Docker events)", 30*time.Second, func() bool {
+		code, out, _ := runCLI(t, "containers", "--json")
+		var cs []api.Container
+		if code != exitOK || json.Unmarshal([]byte(out), &cs) != nil {
+			return false
+		}
+		for _, c := range cs {
+			if c.Name == "wsig" && c.Node == "lcsrc" {
+				return true
+			}
+		}
+		return false
+	})
+
 	const id = "m-sigterm-1"
 	done := make(chan error, 1)
 	go func() {
@@ -243,6 +260,17 @@ func TestSIGTERMDuringMigration(t *testing.T) {
 	for _, line := range []string{"shutting down: refusing new migrations and changes", "no migration in progress", "migration service closed", "left gossip", "msg=stopped"} {
 		if !strings.Contains(src.log.String(), line) {
 			t.Errorf("the stopping agent did not log %q", line)
+		}
+	}
+	// One log line per phase of the migration, with its ID and workload.
+	for _, ph := range []string{migrate.PhaseOrdered, migrate.PhaseFrozen, migrate.PhaseStreamed, migrate.PhaseCommitting, migrate.PhaseCompleted} {
+		found := false
+		for _, l := range strings.Split(src.log.String(), "\n") {
+			found = found || strings.Contains(l, `msg="migration phase"`) && strings.Contains(l, "migration="+id) &&
+				strings.Contains(l, "workload="+wid) && strings.Contains(l, "phase="+ph)
+		}
+		if !found {
+			t.Errorf("no log line for phase %s of %s with its workload", ph, id)
 		}
 	}
 	waitUntil(t, "the server agent to see the client left", 30*time.Second, func() bool { return nodeStatus("lcsrc") == "left" })
