@@ -1,6 +1,9 @@
 package migrate
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrNotCheckpointable is returned (wrapped, with the reason) by pre-flight when the
@@ -45,4 +48,9 @@ var (
 	// not allow, an image the migration does not need, a workload another migration holds,
 	// an unmanaged container. Nothing was frozen or changed.
 	ErrRefused = errors.New("migrate: refused")
+	// ErrShuttingDown (which is also ErrRefused) is returned (wrapped) by a node that is shutting
+	// down when it is asked to start a migration, as its source (an order) or its target (a
+	// pre-flight). Nothing was frozen or changed; another node, or this one once it is back,
+	// may be asked.
+	ErrShuttingDown = fmt.Errorf("%w: this node is shutting down", ErrRefused)
 )

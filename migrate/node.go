@@ -160,6 +160,7 @@ type Node struct {
 	ln      net.Listener
 	conns   map[net.Conn]struct{}
 	closed  bool
+	drain   bool                  // shutting down: no new migrations (Drain)
 	retry   map[string]retryState // background settle attempts by migration ID
 	moving  map[string]string     // workload → the migration moving it from here
 	handler sync.WaitGroup
@@ -396,6 +397,9 @@ func (n *Node) handle(ctx context.Context, peer pki.Identity, req *request, body
 		unlock := n.ids.lock(req.MigrationID)
 		defer unlock()
 		if req.Op == opPreflight {
+			if n.draining() {
+				return response{}, fmt.Errorf("%w: not taking migration %s", ErrShuttingDown, req.MigrationID)
+			}
 			return n.preflight(ctx, peer, req)
 		}
 		e, ok := n.journal.Get(req.MigrationID)

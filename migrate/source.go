@@ -54,10 +54,14 @@ func (n *Node) Migrate(ctx context.Context, o Order) (*Report, error) {
 	}
 	n.mu.Lock()
 	holder, busy := n.moving[spec.Workload]
-	if !busy {
+	draining := n.drain
+	if !busy && !draining {
 		n.moving[spec.Workload] = o.ID
 	}
 	n.mu.Unlock()
+	if draining {
+		return fail(fmt.Errorf("%w: not taking the order for %s", ErrShuttingDown, spec.Workload))
+	}
 	if busy {
 		return fail(fmt.Errorf("%w: workload %s is being migrated by migration %s", ErrRefused, spec.Workload, holder))
 	}

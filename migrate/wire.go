@@ -128,6 +128,7 @@ var kinds = []struct {
 	{"unauthorized", ErrUnauthorized},
 	{"unsafe-stream", ErrUnsafeStream},
 	{"checksum", ErrChecksum},
+	{"shutting-down", ErrShuttingDown},
 	{"refused", ErrRefused},
 	{"not-checkpointable", ErrNotCheckpointable},
 	{"preflight", ErrPreflight},

@@ -95,6 +95,9 @@ var ErrShutdown = errors.New("scheduler: control plane shut down")
 // Request asks for a manual migration: on the leader it is recorded and driven; elsewhere
 // the error is a *NotLeaderError naming the leader.
 func (cp *ControlPlane) Request(ctx context.Context, workload, target, by string) (string, error) {
+	if cp.leader.stopping.Load() {
+		return "", ErrShuttingDown
+	}
 	// Just elected, the loop starts once earlier terms' commands are applied (Barrier); a
 	// request waits for it so that what it orders lives as long as the term.
 	for wait := time.Now(); cp.srv.IsLeader() && !cp.leader.Leading(); {
@@ -108,6 +111,29 @@ func (cp *ControlPlane) Request(ctx context.Context, workload, target, by string
 		return "", &NotLeaderError{Leader: name, Addr: addr}
 	}
 	return cp.leader.Request(ctx, workload, target, by)
+}
+
+// StopLeading prepares a stopping server: its leader loop starts no migration any more
+// (Leader.StopStarting; requests get ErrShuttingDown). If it leads and another voter
+// exists, it hands leadership over (the new leader settles the migrations this one was
+// driving, from the ledger and the nodes' journals): transferred is true, with the new
+// leader's name once known. Otherwise it waits, until ctx ends, for the migrations its loop
+// drives to be recorded as ended; those still driven then are left to the next leader. It
+// never changes the raft configuration: the server stays a member and may come back.
+func (cp *ControlPlane) StopLeading(ctx context.Context) (transferred bool, newLeader string, err error) {
+	cp.leader.StopStarting()
+	transferred, newLeader, err = cp.srv.TransferLeadership(ctx)
+	if err != nil || transferred {
+		return transferred, newLeader, err
+	}
+	for cp.leader.Driving() > 0 {
+		select {
+		case <-ctx.Done():
+			return false, "", nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return false, "", nil
 }
 
 // Shutdown stops the leader loop (migrations go on on the nodes; the next leader settles

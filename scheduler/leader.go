@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/godwit-io/godwit/gossip"
@@ -54,9 +55,14 @@ type LeaderConfig struct {
 	// nobody.
 	Observer Observer
 
-	// Interval between decision rounds. Default 15s: load changes are gossiped in about
-	// a second, and a migration takes seconds, so deciding more often only chases noise.
+	// Interval, when set, replaces the policy's interval between decision rounds (tests
+	// shrink it). Zero: the interval of the policy in force (policy.Policy.Interval), at
+	// least MinInterval, taken up as soon as a new policy is in force.
 	Interval time.Duration
+	// MinInterval is the shortest decision period a policy gets. Default 1s, the shortest
+	// a policy file may ask for: a round reads the whole view and proposes to raft, and a
+	// migration takes seconds, so deciding more often only chases noise.
+	MinInterval time.Duration
 	// BaseTimeout plus PerGiB times the workload's memory bounds how long the leader waits
 	// for a migration's outcome before asking the nodes. Defaults 2m and 60s/GiB: the
 	// slowest path measured here (plain Docker restore) is about 30 s/GiB.
@@ -82,8 +88,8 @@ func (c *LeaderConfig) setDefaults() {
 	if c.Observer == nil {
 		c.Observer = noObserver{}
 	}
-	if c.Interval == 0 {
-		c.Interval = 15 * time.Second
+	if c.MinInterval == 0 {
+		c.MinInterval = time.Second
 	}
 	if c.BaseTimeout == 0 {
 		c.BaseTimeout = 2 * time.Minute
@@ -111,6 +117,7 @@ type Leader struct {
 	term     context.Context // Run's context while it runs: migrations live no longer
 	decide   sync.Mutex      // rounds and manual requests re-check and record one at a time
 	wg       sync.WaitGroup
+	stopping atomic.Bool // StopStarting was called: no new migrations
 }
 
 // NewLeader returns a leader loop; Run starts it.
@@ -119,15 +126,33 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	return &Leader{cfg: cfg, tracking: map[string]bool{}}
 }
 
+// ErrShuttingDown is returned by Request (Leader's and ControlPlane's) once the server is
+// shutting down (StopStarting): it starts no migration any more; ask another server.
+var ErrShuttingDown = errors.New("scheduler: this server is shutting down")
+
+// StopStarting makes the leader start no migration any more, of its own (rounds decide
+// nothing) or on request (ErrShuttingDown), for as long as this process lives; the
+// migrations it drives go on. A stopping server calls it first.
+func (l *Leader) StopStarting() { l.stopping.Store(true) }
+
+// Driving is how many migrations this term's goroutines drive or settle.
+func (l *Leader) Driving() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.tracking)
+}
+
 // ErrUnknownNode is returned by Request when a node is not in the cluster.
 var ErrUnknownNode = errors.New("scheduler: unknown node")
 
 // ErrUnknownWorkload is returned by Request when no node runs the workload.
 var ErrUnknownWorkload = errors.New("scheduler: unknown workload")
 
-// Run settles the migrations the ledger holds in flight, then decides every Interval until
-// ctx ends, and waits for the migrations it drives to reach a point where a next leader can
-// take them over (they go on on the nodes regardless).
+// Run settles the migrations the ledger holds in flight, then decides every interval (the
+// policy's, see LeaderConfig.Interval) until ctx ends, and waits for the migrations it
+// drives to reach a point where a next leader can take them over (they go on on the nodes
+// regardless). A new policy in force is decided on at once, and its interval holds from
+// then on.
 func (l *Leader) Run(ctx context.Context) {
 	l.mu.Lock()
 	l.term = ctx
@@ -138,19 +163,60 @@ func (l *Leader) Run(ctx context.Context) {
 		l.mu.Unlock()
 	}()
 	l.reconcile(ctx)
-	t := time.NewTicker(l.cfg.Interval)
-	defer t.Stop()
+	// The policy in force is checked every PollInterval (a read of the applied state);
+	// rounds run when their interval has passed or the policy changed.
+	check := time.NewTicker(min(l.cfg.PollInterval, l.cfg.MinInterval))
+	defer check.Stop()
 	for {
+		st := l.cfg.FSM.State()
+		version, interval := l.roundInterval(st.Policy)
 		if err := l.Round(ctx); err != nil && ctx.Err() == nil {
 			l.cfg.Log.Warn("decision round failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			l.wg.Wait()
-			return
-		case <-t.C:
+		next := time.Now().Add(interval)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				l.wg.Wait()
+				return
+			case <-check.C:
+			}
+			if v := policyVersion(l.cfg.FSM.State().Policy); v != version {
+				if v != 0 {
+					l.cfg.Log.Info("new policy in force: deciding now", "policy_version", v)
+				}
+				break wait
+			}
+			if !time.Now().Before(next) {
+				break wait
+			}
 		}
 	}
+}
+
+func policyVersion(p *PolicyRecord) uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.Version
+}
+
+// roundInterval is the decision period under the policy in force p (nil: none) and that
+// policy's version (0: none). Without a policy nothing is decided, so the period only
+// bounds how late a new policy is noticed (it is noticed at the next check anyway).
+func (l *Leader) roundInterval(p *PolicyRecord) (version uint64, interval time.Duration) {
+	version = policyVersion(p)
+	if l.cfg.Interval > 0 {
+		return version, l.cfg.Interval
+	}
+	interval = policy.DefaultPolicy().Interval
+	if p != nil {
+		if pol, err := p.Parse(); err == nil && pol.Interval > 0 {
+			interval = pol.Interval
+		}
+	}
+	return version, max(interval, l.cfg.MinInterval)
 }
 
 // Leading reports whether Run is running (this server leads and decides).
@@ -180,6 +246,9 @@ func (l *Leader) reconcile(ctx context.Context) {
 
 // Round is one decision: view, evaluate, record, order.
 func (l *Leader) Round(ctx context.Context) (err error) {
+	if l.stopping.Load() {
+		return nil
+	}
 	st := l.cfg.FSM.State()
 	if st.Policy == nil {
 		return nil // no policy in force: nothing moves
@@ -214,6 +283,9 @@ func (l *Leader) Round(ctx context.Context) (err error) {
 	// requests take turns, so two of them cannot both pass a limit only one may use.
 	l.decide.Lock()
 	defer l.decide.Unlock()
+	if l.stopping.Load() {
+		return nil
+	}
 	fresh := l.cfg.FSM.State()
 	committed, refusedNow := policy.Commit(view, pol, fresh.Ledger(), plan.Decisions, l.cfg.Now())
 	refused = refusedNow
@@ -293,6 +365,9 @@ func (l *Leader) plan(ctx context.Context, p PlanMigration, by string) (string, 
 // the leader's own decisions. It records the migration and returns its ID; the leader
 // drives it.
 func (l *Leader) Request(ctx context.Context, workload, target, by string) (string, error) {
+	if l.stopping.Load() {
+		return "", ErrShuttingDown
+	}
 	if _, ok := l.cfg.Directory.MigrationAddr(target); !ok {
 		return "", fmt.Errorf("%w: %s", ErrUnknownNode, target)
 	}
@@ -309,6 +384,9 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 	}
 	l.decide.Lock()
 	defer l.decide.Unlock()
+	if l.stopping.Load() {
+		return "", ErrShuttingDown
+	}
 	st := l.cfg.FSM.State()
 	pred := st.Cost.Model.Predict(c.MemoryBytes, 0, 0)
 	// The same re-check as the leader's own decisions, under the policy in force (the

@@ -466,6 +466,42 @@ func (s *Server) Shutdown() error {
 	return err
 }
 
+// TransferLeadership hands leadership to another voter (the most up to date, as raft
+// picks it) when this server leads and another voter exists. transferred is false when
+// there was nothing to hand over (not the leader, or the only voter). After a transfer it
+// waits, until ctx ends, to learn the new leader's name ("" if it did not).
+func (s *Server) TransferLeadership(ctx context.Context) (transferred bool, leader string, err error) {
+	if !s.IsLeader() {
+		return false, "", nil
+	}
+	conf, err := s.Configuration()
+	if err != nil {
+		return false, "", err
+	}
+	others := 0
+	for _, c := range conf {
+		if c.Voter && c.Name != s.cfg.Name {
+			others++
+		}
+	}
+	if others == 0 {
+		return false, "", nil
+	}
+	if err := s.raftNode().LeadershipTransfer().Error(); err != nil {
+		return false, "", s.raftError(err)
+	}
+	for {
+		if name, _ := s.Leader(); name != "" && name != s.cfg.Name {
+			return true, name, nil
+		}
+		select {
+		case <-ctx.Done():
+			return true, "", nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // IsLeader reports whether this server is the leader now. A leader cut off from a majority
 // stops being one within LeaderLeaseTimeout.
 func (s *Server) IsLeader() bool {

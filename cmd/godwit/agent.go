@@ -8,8 +8,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/godwit-io/godwit/internal/agent"
 )
@@ -19,10 +22,14 @@ func init() {
 	register("keygen", "make a gossip encryption key (base64, for gossip.key_file)", runKeygen)
 }
 
-// runAgent runs the node's agent in the foreground until SIGINT or SIGTERM (SIGHUP rereads
-// a server's policy file), or, with
-// --check, only validates the config and the files it names. A config with problems
-// prints each as file:line:col: message and exits 2.
+// runAgent runs the node's agent in the foreground until SIGINT or SIGTERM (a graceful
+// stop: agent.Shutdown; SIGHUP rereads a server's policy file), or, with --check, only
+// validates the config and the files it names. A config with problems prints each as
+// file:line:col: message and exits 2.
+//
+// Testing aid: with GODWIT_FAULT=POINT and GODWIT_FAULT_RELEASE=FILE in its environment,
+// the first migration reaching POINT prints "fault: paused at POINT" on stderr and waits
+// there until FILE exists.
 func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("agent", stderr)
 	file := fs.String("config", "", "the agent's config `FILE` (YAML; see configs/agent/)")
@@ -58,11 +65,22 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s: ok (node %s, role %s)\n", *file, cfg.Node, cfg.Role)
 		return nil
 	}
+	opts := []agent.Option{agent.WithLogOutput(stderr)}
+	if point := os.Getenv(envFault); point != "" {
+		if !slices.Contains(faultPoints, point) {
+			return usagef("%s=%q: not a fault point (%s)", envFault, point, strings.Join(faultPoints, ", "))
+		}
+		release := os.Getenv(envFaultRelease)
+		if release == "" {
+			return usagef("%s needs %s (the agent pauses there until that file exists)", envFault, envFaultRelease)
+		}
+		opts = append(opts, agent.WithMigrateFault(pauseUntil(point, release, stderr)))
+	}
 	// Signals are caught before the agent starts: whoever sees it running may stop it.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	a, err := agent.New(cfg, agent.WithLogOutput(stderr))
+	a, err := agent.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
@@ -80,6 +98,34 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		break
 	}
 	return a.Shutdown()
+}
+
+// envFaultRelease names the file whose creation ends the pause at GODWIT_FAULT of `godwit
+// agent` (a testing aid: a test pauses a migration, stops the agent while it is in
+// progress, then lets it go on).
+const envFaultRelease = "GODWIT_FAULT_RELEASE"
+
+// pauseUntil returns a migrate.NodeConfig.Fault that, when the first migration reaches
+// point, says "fault: paused at POINT" on w and blocks it until the file release exists.
+func pauseUntil(point, release string, w io.Writer) func(string) error {
+	var once sync.Once
+	return func(p string) error {
+		if p != point {
+			return nil
+		}
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return nil
+		}
+		fmt.Fprintf(w, "fault: paused at %s\n", p)
+		for {
+			if _, err := os.Stat(release); err == nil {
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
 
 // runKeygen prints (or writes with --out, mode 0600, never over an existing file) a new

@@ -37,14 +37,15 @@ import (
 // (the demo) drains client c1 through the API; the leader, under a policy that evacuates
 // drained nodes, moves c1's managed workload to c2 with nobody ordering the migration.
 
-// demoPolicy evacuates drained nodes, one container at a time. (The leader decides every
-// 15 s, the agent's fixed round interval; the policy's own interval is the simulator's.)
+// demoPolicy evacuates drained nodes, one container at a time; the leader decides every
+// 5 s (the policy's interval).
 const demoPolicy = `apiVersion: godwit.io/v1
 kind: Policy
 metadata:
   name: demo-evacuate
 spec:
   mode: auto
+  interval: 5s
   triggers:
     - name: drained
       when: node.drained
@@ -293,7 +294,7 @@ func runClusterDemo(mib int, stdout io.Writer) (err error) {
 	if err := drainCommand("drain", append([]string{"c1"}, apiArgs...), indented(stdout), stdout); err != nil {
 		return err
 	}
-	say("  waiting for the leader's next decision round (every 15 s), then the migration it orders:")
+	say("  waiting for the leader's next decision round (every 5 s), then the migration it orders:")
 	m, why, err := d.awaitMove(ctx, ac, wid, drained)
 	if err != nil {
 		return err

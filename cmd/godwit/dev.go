@@ -1,8 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,26 +12,46 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/godwit-io/godwit/internal/api"
 	"github.com/godwit-io/godwit/internal/dockerd"
 	"github.com/godwit-io/godwit/internal/pki"
+	"github.com/godwit-io/godwit/policy"
 )
 
 func init() {
-	register("dev", "start and stop a local cluster on this machine (dev up|down|env|status)", runDev)
+	register("dev", "start and stop a local cluster of agents on this machine (dev up|down|env|status)", runDev)
 }
 
 // devStatePath records the local cluster `godwit dev up` started (a variable for tests).
 var devStatePath = "/run/godwit/dev.json"
 
+// devStateFile is the local cluster's state file: GODWIT_DEV_STATE, else devStatePath (so
+// that a test's cluster does not meet the operator's).
+func devStateFile() string {
+	if p := os.Getenv(envDevState); p != "" {
+		return p
+	}
+	return devStatePath
+}
+
+// envDevState names another file for the local cluster's state.
+const envDevState = "GODWIT_DEV_STATE"
+
 // devOperator is the name in the local cluster's operator certificate.
 const devOperator = "dev"
 
-// devEndpointPort is the port of every dev node's endpoint, each on its own 127.0.0.x.
-const devEndpointPort = "7950"
+// The ports of every dev node's services, each node on its own 127.0.0.x.
+const (
+	devGossipPort    = 7946
+	devRaftPort      = 7947
+	devMigrationPort = 7950
+	devAPIPort       = 7970
+)
 
 // devTLS names a certificate, its key and the CA it chains to.
 type devTLS struct {
@@ -41,27 +62,31 @@ type devTLS struct {
 
 func devTLSOf(f pki.Files) devTLS { return devTLS{CA: f.CA, Cert: f.Cert, Key: f.Key} }
 
-// devNode is one node of the local cluster.
+// devNode is one node of the local cluster: an engine and an agent.
 type devNode struct {
-	Engine       dockerd.State `json:"engine"`
-	Addr         string        `json:"addr"`     // the node's own 127.0.0.x
-	Endpoint     string        `json:"endpoint"` // its migration endpoint, host:port
-	EndpointPID  int           `json:"endpointPID"`
-	EndpointLogs string        `json:"endpointLogs"`
-	TLS          devTLS        `json:"tls"` // the node's certificate (role client)
+	Engine   dockerd.State `json:"engine"`
+	Addr     string        `json:"addr"`     // the node's own 127.0.0.x
+	Role     string        `json:"role"`     // server or client
+	Endpoint string        `json:"endpoint"` // its migration service, host:port
+	API      string        `json:"api"`      // its agent's HTTPS API, host:port
+	Config   string        `json:"config"`   // its agent's config file
+	AgentPID int           `json:"agentPID"`
+	AgentLog string        `json:"agentLog"`
+	TLS      devTLS        `json:"tls"` // the node's certificate
 }
 
 type devCluster struct {
 	// Dir is --dir; TLSDir holds the cluster's CA (TLSDir/ca) and every certificate.
 	Dir      string    `json:"dir"`
 	TLSDir   string    `json:"tlsDir"`
-	Operator devTLS    `json:"operator"` // what `godwit dev env` exports for the CLI
+	Key      string    `json:"gossipKey"` // the gossip key file
+	Operator devTLS    `json:"operator"`  // what `godwit dev env` exports for the CLI
 	Nodes    []devNode `json:"nodes"`
 }
 
 func runDev(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("usage: godwit dev up [--nodes N] [--dir DIR] | down | env NODE | status")
+		return usagef("usage: godwit dev up [--nodes N] [--dir DIR] [--ip-base IP] [--name-prefix P] [--policy FILE] | down | env NODE | status")
 	}
 	switch args[0] {
 	case "up":
@@ -79,100 +104,190 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		for _, n := range c.Nodes {
-			fmt.Fprintf(stdout, "%-8s %-12s endpoint https://%-20s docker %s\n", n.Engine.Name, n.Addr, n.Endpoint, n.Engine.Host)
+			state := "running"
+			if !devAgentAlive(n) {
+				state = "NOT RUNNING"
+			}
+			fmt.Fprintf(stdout, "%-8s %-6s %-12s api https://%-20s docker %s  agent %s (log %s)\n", n.Engine.Name, n.Role, n.Addr, n.API, n.Engine.Host, state, n.AgentLog)
 		}
 		return nil
 	}
 	return usagef("unknown dev command %q (up, down, env, status)", args[0])
 }
 
+// devOptions are dev up's flags.
+type devOptions struct {
+	nodes  int
+	dir    string
+	base   net.IP // node i is base + i
+	prefix string
+	policy string // a policy file the servers put in force ("" none)
+}
+
 func devUp(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dev up", stderr)
-	nodes := fs.Int("nodes", 3, "number of nodes")
-	dir := fs.String("dir", "/var/lib/godwit-dev", "where the nodes' engines keep their data and the cluster its certificates")
+	nodes := fs.Int("nodes", 3, "number of nodes (the first 3 are raft servers when there are 3 or more, else the first)")
+	dir := fs.String("dir", "/var/lib/godwit-dev", "where the nodes' engines and agents keep their data and the cluster its certificates")
+	base := fs.String("ip-base", "127.0.0.1", "node i listens on this loopback `IP` plus i (node1 on 127.0.0.2 by default)")
+	prefix := fs.String("name-prefix", "node", "node i is named `PREFIX`i (its engine's containerd namespace and cgroup parent too)")
+	pol := fs.String("policy", "", "a policy `FILE` the servers put in force (default none: `godwit policy apply` later)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if *nodes < 1 || *nodes > 200 {
-		return usagef("--nodes must be between 1 and 200, got %d", *nodes)
+	o := devOptions{nodes: *nodes, prefix: *prefix}
+	if o.nodes < 1 || o.nodes > 200 {
+		return usagef("--nodes must be between 1 and 200, got %d", o.nodes)
+	}
+	o.base = net.ParseIP(*base).To4()
+	if o.base == nil || !o.base.IsLoopback() {
+		return usagef("--ip-base %q: want an IPv4 loopback address (127.x.y.z): the local cluster listens on this machine only", *base)
+	}
+	if int(o.base[3])+o.nodes > 254 {
+		return usagef("--ip-base %s with --nodes %d runs past %d.%d.%d.254", *base, o.nodes, o.base[0], o.base[1], o.base[2])
+	}
+	if err := pki.ValidNodeName(devNodeName(o.prefix, o.nodes)); err != nil {
+		return usagef("--name-prefix %q: %w", o.prefix, err)
+	}
+	if *pol != "" {
+		src, err := os.ReadFile(*pol)
+		if err != nil {
+			return usagef("--policy: %w", err)
+		}
+		o.policy = string(src)
+		if err := checkPolicySource(*pol, src); err != nil {
+			return err
+		}
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("dev up starts dockerd instances: run it as root")
 	}
-	if _, err := os.Stat(devStatePath); err == nil {
-		return fmt.Errorf("a local cluster is already up (%s): godwit dev down first", devStatePath)
+	if _, err := os.Stat(devStateFile()); err == nil {
+		return fmt.Errorf("a local cluster is already up (%s): godwit dev down first", devStateFile())
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	base, err := filepath.Abs(*dir)
-	if err != nil {
+	if o.dir, err = filepath.Abs(*dir); err != nil {
 		return err
 	}
-	c := devCluster{Dir: base, TLSDir: filepath.Join(base, "tls")}
-	if err := os.MkdirAll(base, 0o700); err != nil {
+	c := devCluster{Dir: o.dir, TLSDir: filepath.Join(o.dir, "tls"), Key: filepath.Join(o.dir, "gossip.key")}
+	// From here on, a failure stops what was started; the state file is written at each
+	// step so that `godwit dev down` finds everything even if this command dies.
+	if err := devStart(&c, o, self, stdout); err != nil {
+		devStop(c, stdout)
+		_ = os.Remove(devStateFile())
+		return err
+	}
+	fmt.Fprintf(stdout, "local cluster of %d nodes is up; `eval $(godwit dev env %s)` sets its environment, `godwit dev down` stops it\n",
+		o.nodes, devNodeName(o.prefix, 1))
+	return nil
+}
+
+// checkPolicySource validates a policy file before anything starts.
+func checkPolicySource(file string, src []byte) error {
+	if _, err := policy.Parse(file, src); err != nil {
+		return usagef("--policy: %w", err)
+	}
+	return nil
+}
+
+func devStart(c *devCluster, o devOptions, self string, stdout io.Writer) error {
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(devStateFile()), 0o755); err != nil {
 		return err
 	}
 	// Certificates of a cluster that is not up are stale (an interrupted dev up): a new CA.
 	if err := os.RemoveAll(c.TLSDir); err != nil {
 		return err
 	}
-	certs, err := devCertificates(&c, *nodes)
+	if err := saveDevState(*c); err != nil {
+		return err
+	}
+	servers := 1
+	if o.nodes >= 3 {
+		servers = 3
+	}
+	certs, err := devCertificates(c, o, servers)
 	if err != nil {
-		devStop(c, stdout)
 		return err
 	}
 	fmt.Fprintf(stdout, "certificates: CA %s, operator %s\n", c.Operator.CA, c.Operator.Cert)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.Key, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return err
+	}
+	policyFile := ""
+	if o.policy != "" {
+		policyFile = filepath.Join(o.dir, "policy.yaml")
+		if err := os.WriteFile(policyFile, []byte(o.policy), 0o600); err != nil {
+			return err
+		}
+	}
 	ctx := context.Background()
-	for i := 1; i <= *nodes; i++ {
-		name := devNodeName(i)
-		ndir := filepath.Join(base, name)
-		if err := os.MkdirAll(ndir, 0o700); err != nil {
-			devStop(c, stdout)
+	seed := net.JoinHostPort(devNodeIP(o.base, 1).String(), strconv.Itoa(devGossipPort))
+	for i := 1; i <= o.nodes; i++ {
+		name := devNodeName(o.prefix, i)
+		ndir := filepath.Join(o.dir, name)
+		if err := os.MkdirAll(filepath.Join(ndir, "engine"), 0o700); err != nil {
 			return err
 		}
-		e, err := dockerd.Start(ctx, dockerd.Config{Name: name, Dir: ndir})
+		e, err := dockerd.Start(ctx, dockerd.Config{Name: name, Dir: filepath.Join(ndir, "engine")})
 		if err != nil {
-			_ = os.RemoveAll(ndir)
-			devStop(c, stdout)
-			return err
-		}
-		n := devNode{Engine: e.State(), Addr: devNodeIP(i).String(), EndpointLogs: filepath.Join(ndir, "endpoint.log"), TLS: certs[i-1]}
-		c.Nodes = append(c.Nodes, n)
-		ep, pid, err := startDetachedEndpoint(self, n, filepath.Join(ndir, "godwit"))
-		if err != nil {
-			devStop(c, stdout)
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		c.Nodes[len(c.Nodes)-1].Endpoint, c.Nodes[len(c.Nodes)-1].EndpointPID = ep, pid
-		fmt.Fprintf(stdout, "%s up: docker %s, endpoint https://%s\n", name, e.Host, ep)
+		ip := devNodeIP(o.base, i).String()
+		n := devNode{Engine: e.State(), Addr: ip, Role: "client", TLS: certs[i-1],
+			Endpoint: net.JoinHostPort(ip, strconv.Itoa(devMigrationPort)), API: net.JoinHostPort(ip, strconv.Itoa(devAPIPort)),
+			Config: filepath.Join(ndir, "agent.yaml"), AgentLog: filepath.Join(ndir, "agent.log")}
+		if i <= servers {
+			n.Role = "server"
+		}
+		c.Nodes = append(c.Nodes, n)
+		if err := saveDevState(*c); err != nil {
+			return err
+		}
+		join := seed
+		if i == 1 {
+			join = ""
+		}
+		if err := os.WriteFile(n.Config, []byte(devAgentConfig(*c, n, filepath.Join(ndir, "data"), join, servers, policyFile)), 0o600); err != nil {
+			return err
+		}
+		pid, err := startDevAgent(self, n)
+		if pid > 0 {
+			c.Nodes[i-1].AgentPID = pid
+			if werr := saveDevState(*c); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Fprintf(stdout, "%s up: %s, docker %s, api https://%s\n", name, n.Role, e.Host, n.API)
 	}
-	b, _ := json.MarshalIndent(c, "", "  ")
-	if err := os.MkdirAll(filepath.Dir(devStatePath), 0o755); err != nil {
-		devStop(c, stdout)
-		return err
-	}
-	if err := os.WriteFile(devStatePath, b, 0o600); err != nil {
-		devStop(c, stdout)
-		return err
-	}
-	fmt.Fprintf(stdout, "local cluster of %d nodes is up; `eval $(godwit dev env node1)` sets its environment, `godwit dev down` stops it\n", *nodes)
-	return nil
+	return devWaitReady(*c, o.nodes, stdout)
 }
 
-func devNodeName(i int) string { return fmt.Sprintf("node%d", i) }
+func devNodeName(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, i) }
 
-// devNodeIP is node i's own address: node1 is 127.0.0.2.
-func devNodeIP(i int) net.IP { return net.IPv4(127, 0, 0, byte(i+1)) }
+// devNodeIP is node i's own address: base + i.
+func devNodeIP(base net.IP, i int) net.IP {
+	return net.IPv4(base[0], base[1], base[2], base[3]+byte(i))
+}
 
 // devCertificates makes the local cluster's CA, the operator's certificate (into c) and a
-// certificate of role client for each node, carrying its IP, so that curl can check
-// https://127.0.0.x:7950, and its name.
-func devCertificates(c *devCluster, nodes int) ([]devTLS, error) {
+// certificate for each node (role server for the first servers, client for the others),
+// carrying its name and IP, so that curl can check https://127.0.0.x:PORT.
+func devCertificates(c *devCluster, o devOptions, servers int) ([]devTLS, error) {
 	caDir := filepath.Join(c.TLSDir, "ca")
 	if _, err := pki.CreateCA(pki.CAOptions{Dir: caDir}); err != nil {
 		return nil, err
@@ -183,9 +298,13 @@ func devCertificates(c *devCluster, nodes int) ([]devTLS, error) {
 	}
 	c.Operator = devTLSOf(op)
 	var certs []devTLS
-	for i := 1; i <= nodes; i++ {
-		f, err := pki.CreateCert(pki.CertOptions{CADir: caDir, OutDir: c.TLSDir, Node: devNodeName(i), Role: pki.RoleClient,
-			IPs: []net.IP{devNodeIP(i)}})
+	for i := 1; i <= o.nodes; i++ {
+		role := pki.RoleClient
+		if i <= servers {
+			role = pki.RoleServer
+		}
+		f, err := pki.CreateCert(pki.CertOptions{CADir: caDir, OutDir: c.TLSDir, Node: devNodeName(o.prefix, i), Role: role,
+			IPs: []net.IP{devNodeIP(o.base, i)}})
 		if err != nil {
 			return nil, err
 		}
@@ -194,35 +313,96 @@ func devCertificates(c *devCluster, nodes int) ([]devTLS, error) {
 	return certs, nil
 }
 
-// startDetachedEndpoint starts `godwit endpoint` for n in its own session, so it outlives
-// this command, and returns its address and PID.
-func startDetachedEndpoint(self string, n devNode, state string) (string, int, error) {
-	logf, err := os.OpenFile(n.EndpointLogs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+// devAgentConfig is node n's agent config: its services on its own address, joining the
+// first node's gossip, its engine, its certificate; servers with raft.
+func devAgentConfig(c devCluster, n devNode, data, join string, servers int, policyFile string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by godwit dev up\nnode: %s\nrole: %s\nsite: site-%s\n", n.Engine.Name, n.Role, n.Engine.Name)
+	fmt.Fprintf(&b, "gossip:\n  bind: '%s:%d'\n  key_file: '%s'\n", n.Addr, devGossipPort, c.Key)
+	if join != "" {
+		fmt.Fprintf(&b, "  join: ['%s']\n", join)
+	}
+	fmt.Fprintf(&b, "migration:\n  bind: '%s'\napi:\n  bind: '%s'\n", n.Endpoint, n.API)
+	if n.Role == "server" {
+		fmt.Fprintf(&b, "server:\n  raft:\n    bind: '%s:%d'\n  bootstrap_expect: %d\n", n.Addr, devRaftPort, servers)
+		if policyFile != "" {
+			fmt.Fprintf(&b, "  policy_file: '%s'\n", policyFile)
+		}
+	}
+	fmt.Fprintf(&b, "capacity:\n  cpu: 2\n  memory: 4GiB\n")
+	fmt.Fprintf(&b, "docker:\n  host: '%s'\n  data_root: '%s'\n  runc_root: '%s'\n  cgroup_parent: '/godwit-%s'\n",
+		n.Engine.Host, n.Engine.DataRoot, n.Engine.RuncRoot(), n.Engine.Name)
+	fmt.Fprintf(&b, "data_dir: '%s'\n", data)
+	fmt.Fprintf(&b, "tls:\n  ca: '%s'\n  cert: '%s'\n  key: '%s'\n", n.TLS.CA, n.TLS.Cert, n.TLS.Key)
+	fmt.Fprintf(&b, "inventory:\n  interval: 2s\nlog:\n  level: info\n  format: text\n")
+	return b.String()
+}
+
+// startDevAgent starts `godwit agent` for n in its own session, so it outlives this
+// command, with its output in n.AgentLog, and waits for it to say it runs. It returns the
+// PID as soon as the process exists (for the state file), also on error.
+func startDevAgent(self string, n devNode) (int, error) {
+	logf, err := os.OpenFile(n.AgentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return "", 0, err
+		return 0, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "endpoint", "--node", n.Engine.Name, "--listen", net.JoinHostPort(n.Addr, devEndpointPort),
-		"--tls-ca", n.TLS.CA, "--tls-cert", n.TLS.Cert, "--tls-key", n.TLS.Key,
-		"--docker-host", n.Engine.Host, "--data-root", n.Engine.DataRoot, "--runc-root", n.Engine.RuncRoot(), "--state-dir", state)
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", 0, err
-	}
+	start, _ := logf.Seek(0, io.SeekEnd)
+	cmd := exec.Command(self, "agent", "--config", n.Config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// CRIU from scripts/install-criu.sh first, as for the engines.
+	cmd.Env = append(os.Environ(), "PATH=/opt/godwit/bin:"+os.Getenv("PATH"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return "", 0, err
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "listening on ") {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return "", 0, fmt.Errorf("endpoint did not start (see %s)", n.EndpointLogs)
+		return 0, err
 	}
 	pid := cmd.Process.Pid
-	_ = cmd.Process.Release()
-	return strings.TrimSpace(strings.TrimPrefix(line, "listening on ")), pid, nil
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	running := fmt.Sprintf("agent %s running", n.Engine.Name)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if b, err := os.ReadFile(n.AgentLog); err == nil && int64(len(b)) > start && strings.Contains(string(b[start:]), running) {
+			return pid, nil
+		}
+		select {
+		case <-exited:
+			return pid, fmt.Errorf("the agent exited at start (see %s)", n.AgentLog)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return pid, fmt.Errorf("the agent did not start within a minute (see %s)", n.AgentLog)
+		}
+	}
+}
+
+// devWaitReady waits until the first node's API reports every member alive and a leader.
+func devWaitReady(c devCluster, nodes int, stdout io.Writer) error {
+	ac, err := devAPIClient(c, c.Nodes[0])
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	var st api.Status
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := ac.get(ctx, "/v1/status", &st)
+		cancel()
+		if err == nil && st.Members == nodes && st.Leader != nil {
+			fmt.Fprintf(stdout, "cluster ready: %d members, leader %s\n", st.Members, st.Leader.Name)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster did not form within 2 minutes (members %d, leader %v, last error %v; see the agents' logs in %s)",
+				st.Members, st.Leader != nil, err, c.Dir)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// devAPIClient is an operator's client of node n's API.
+func devAPIClient(c devCluster, n devNode) (*apiClient, error) {
+	return newAPIClient(&clientFlags{addr: "https://" + n.API, caCert: c.Operator.CA, clientCert: c.Operator.Cert, clientKey: c.Operator.Key})
 }
 
 func devDown(stdout io.Writer) error {
@@ -231,26 +411,69 @@ func devDown(stdout io.Writer) error {
 		return err
 	}
 	devStop(c, stdout)
-	return os.Remove(devStatePath)
+	return os.Remove(devStateFile())
+}
+
+// devAgentAlive reports whether n's agent process runs: its PID is alive and is a godwit
+// agent with n's config (a PID reused after a crash or reboot is not ours to signal).
+func devAgentAlive(n devNode) bool {
+	if n.AgentPID <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.AgentPID))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if len(args) < 4 || args[1] != "agent" || args[3] != n.Config {
+		return false
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.AgentPID))
+	if err != nil {
+		return false
+	}
+	s := string(st)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] == 'Z' {
+		return false
+	}
+	return true
 }
 
 // devStop stops what c records and removes its data and certificates; safe on a partly
-// started cluster. Only what dev up made goes: --dir itself only if nothing else is in it.
+// started cluster and after a crash (whatever is already gone is skipped). The agents get
+// SIGTERM together (each finishes what is in flight and leaves gossip), SIGKILL after a
+// minute; then the engines stop. Only what dev up made goes: --dir itself only if nothing
+// else is in it.
 func devStop(c devCluster, stdout io.Writer) {
+	var alive []devNode
 	for _, n := range c.Nodes {
-		if n.EndpointPID > 0 {
-			_ = syscall.Kill(n.EndpointPID, syscall.SIGTERM)
-			for i := 0; i < 50 && syscall.Kill(n.EndpointPID, 0) == nil; i++ {
-				time.Sleep(100 * time.Millisecond)
-			}
+		if devAgentAlive(n) {
+			_ = syscall.Kill(n.AgentPID, syscall.SIGTERM)
+			alive = append(alive, n)
 		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, n := range alive {
+		for devAgentAlive(n) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if devAgentAlive(n) {
+			_ = syscall.Kill(n.AgentPID, syscall.SIGKILL)
+			fmt.Fprintf(stdout, "%s: agent killed (it did not stop within a minute of SIGTERM)\n", n.Engine.Name)
+		}
+	}
+	for _, n := range c.Nodes {
 		_ = dockerd.StopState(context.Background(), n.Engine)
 		// A dev cluster's data is disposable: its engines' images and containers go too.
-		_ = os.RemoveAll(n.Engine.Dir)
+		_ = os.RemoveAll(filepath.Dir(n.Config))
 		fmt.Fprintf(stdout, "%s down\n", n.Engine.Name)
 	}
 	if c.TLSDir != "" {
 		_ = os.RemoveAll(c.TLSDir)
+	}
+	if c.Key != "" {
+		_ = os.Remove(c.Key)
+		_ = os.Remove(filepath.Join(c.Dir, "policy.yaml"))
 	}
 	if c.Dir != "" {
 		_ = os.Remove(c.Dir) // fails, harmlessly, unless empty
@@ -265,8 +488,12 @@ func devEnv(name string, stdout io.Writer) error {
 	}
 	for _, n := range c.Nodes {
 		if n.Engine.Name == name {
+			addr := n.API
+			if addr == "" {
+				addr = n.Endpoint
+			}
 			fmt.Fprintf(stdout, "export DOCKER_HOST=%s %s=%s %s=%s %s=%s %s=%s\n", shellQuote(n.Engine.Host),
-				envAddr, shellQuote("https://"+n.Endpoint), envCACert, shellQuote(c.Operator.CA),
+				envAddr, shellQuote("https://"+addr), envCACert, shellQuote(c.Operator.CA),
 				envClientCert, shellQuote(c.Operator.Cert), envClientKey, shellQuote(c.Operator.Key))
 			return nil
 		}
@@ -289,9 +516,19 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// saveDevState records c (atomically: a crash leaves the old state or the new).
+func saveDevState(c devCluster) error {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	tmp := devStateFile() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, devStateFile())
+}
+
 func readDevState() (devCluster, error) {
 	var c devCluster
-	b, err := os.ReadFile(devStatePath)
+	b, err := os.ReadFile(devStateFile())
 	if errors.Is(err, os.ErrNotExist) {
 		return c, errors.New("no local cluster is up (godwit dev up starts one)")
 	}
@@ -299,7 +536,7 @@ func readDevState() (devCluster, error) {
 		return c, err
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("%s: %w", devStatePath, err)
+		return c, fmt.Errorf("%s: %w", devStateFile(), err)
 	}
 	return c, nil
 }

@@ -42,7 +42,7 @@ func (c cliTestCerts) operatorEnv(addr string) map[string]string {
 // and points the dev state at a file that does not exist.
 func isolateCLIEnv(t *testing.T) {
 	t.Helper()
-	for _, v := range []string{envAddr, envCACert, envClientCert, envClientKey, envFault} {
+	for _, v := range []string{envAddr, envCACert, envClientCert, envClientKey, envFault, envDevState} {
 		t.Setenv(v, "")
 	}
 	old := devStatePath

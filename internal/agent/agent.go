@@ -42,6 +42,12 @@ type Tuning struct {
 	ServerInterval time.Duration
 	// ShutdownLeave bounds how long a stopping agent waits for its leave to spread.
 	ShutdownLeave time.Duration
+	// ShutdownWait bounds how long a stopping agent waits for the migrations in progress
+	// (as source, target or their leader) to end. Default 45s: a migration of a few GiB
+	// ends within it here, and with the rest of the shutdown it stays within the systemd
+	// unit's TimeoutStopSec (90s); what is still in progress is settled by the journal's
+	// recovery at the next start and by the next leader.
+	ShutdownWait time.Duration
 	// MigrateSettle is migrate.NodeConfig.SettleTimeout (0: its default).
 	MigrateSettle time.Duration
 }
@@ -51,7 +57,8 @@ func defaultTuning(profile string) Tuning {
 	if profile == "wan" {
 		g = gossip.DefaultWANConfig()
 	}
-	return Tuning{Gossip: g, Raft: scheduler.DefaultServerConfig(), ServerInterval: time.Second, ShutdownLeave: 5 * time.Second}
+	return Tuning{Gossip: g, Raft: scheduler.DefaultServerConfig(), ServerInterval: time.Second, ShutdownLeave: 5 * time.Second,
+		ShutdownWait: 45 * time.Second}
 }
 
 // Option changes how New builds the agent.
@@ -473,19 +480,63 @@ func (a *Agent) SetDrain(drain bool) {
 	}
 }
 
-// Shutdown stops the agent: it stops taking orders and closes the migration service (its
-// journal lets the next start, or the leader, settle anything cut short), leaves gossip
-// (peers see the node as left, not failed), and shuts down the control plane (migrations go
-// on on the nodes; the next leader settles them). Safe to call more than once.
+// Shutdown stops the agent gracefully, logging one line per step: it refuses new work
+// (orders and pre-flights to its migration service, changes through its API, and, on a
+// server, new migrations of the leader loop), hands raft leadership to another voter if it
+// leads (or, as the only voter, waits for the migrations it drives), waits up to
+// Tuning.ShutdownWait for the migrations this node takes part in, closes the API and the
+// migration service (the journal lets the next start settle anything still cut short),
+// leaves gossip (peers see the node as left, not failed), and shuts raft down without
+// leaving the raft configuration. Safe to call more than once.
 func (a *Agent) Shutdown() error {
 	a.once.Do(func() {
-		a.log.Info("stopping")
+		a.log.Info("shutting down: refusing new migrations and changes")
+		a.stopTakingWork()
 		a.shutErr = a.stop()
 		a.log.Info("stopped")
 	})
 	return a.shutErr
 }
 
+// stopTakingWork is the first part of a graceful stop: no new work, leadership handed
+// over, migrations in progress given their bounded time.
+func (a *Agent) stopTakingWork() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.tuning.ShutdownWait)
+	defer cancel()
+	if a.api != nil {
+		a.api.StopWrites()
+	}
+	if a.cp != nil {
+		lead := a.cp.Server().IsLeader()
+		if lead {
+			a.log.Info("leading: handing leadership over", "driving", a.cp.Leader().Driving())
+		}
+		moved, to, err := a.cp.StopLeading(ctx)
+		switch {
+		case err != nil:
+			a.log.Warn("leadership not handed over; the other servers elect a leader once this one is gone", "err", err)
+		case moved:
+			a.log.Info("leadership handed over", "leader", to)
+		case lead && a.cp.Leader().Driving() > 0:
+			a.log.Warn("the only voter: migrations it still drives are left to the next leader", "driving", a.cp.Leader().Driving())
+		case lead:
+			a.log.Info("the only voter: no migration left to drive")
+		}
+	}
+	if a.node == nil {
+		return
+	}
+	if busy := a.node.InProgress(); len(busy) > 0 {
+		a.log.Info("waiting for migrations in progress", "migrations", strings.Join(busy, ","), "max_wait", a.tuning.ShutdownWait)
+	}
+	if left := a.node.Drain(ctx); len(left) > 0 {
+		a.log.Warn("migrations still in progress are left to recovery at the next start", "migrations", strings.Join(left, ","))
+	} else {
+		a.log.Info("no migration in progress")
+	}
+}
+
+// stop stops everything started, in order; after New failed it is the whole shutdown.
 func (a *Agent) stop() error {
 	var errs []error
 	if a.cancel != nil {
@@ -499,6 +550,7 @@ func (a *Agent) stop() error {
 			errs = append(errs, fmt.Errorf("api: %w", err))
 		}
 		cancel()
+		a.log.Info("api closed")
 	}
 	if a.metrics != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -511,10 +563,13 @@ func (a *Agent) stop() error {
 		if err := a.node.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("migration service: %w", err))
 		}
+		a.log.Info("migration service closed")
 	}
 	if g := a.gossip.Load(); g != nil {
 		if err := g.Leave(a.tuning.ShutdownLeave); err != nil {
 			a.log.Warn("leaving gossip", "err", err)
+		} else {
+			a.log.Info("left gossip")
 		}
 		if err := g.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("gossip: %w", err))
@@ -524,6 +579,7 @@ func (a *Agent) stop() error {
 		if err := a.cp.Shutdown(); err != nil && !errors.Is(err, scheduler.ErrServerShutdown) {
 			errs = append(errs, fmt.Errorf("control plane: %w", err))
 		}
+		a.log.Info("raft closed; this server stays in the raft configuration")
 	}
 	if a.docker != nil {
 		_ = a.docker.Close()

@@ -93,7 +93,7 @@ func toError(err error) *Error {
 		return errorf(http.StatusBadRequest, CodeBadRequest, "%v", err)
 	case errors.As(err, &nl):
 		return errorf(http.StatusServiceUnavailable, CodeNoLeader, "%v; retry", err)
-	case errors.Is(err, scheduler.ErrServerShutdown), errors.Is(err, scheduler.ErrShutdown):
+	case errors.Is(err, scheduler.ErrServerShutdown), errors.Is(err, scheduler.ErrShutdown), errors.Is(err, scheduler.ErrShuttingDown):
 		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "%v", err)
 	}
 	return errorf(http.StatusInternalServerError, CodeInternal, "%v", err)

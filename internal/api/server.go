@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/godwit-io/godwit/gossip"
@@ -82,7 +83,14 @@ type Server struct {
 
 	mu    sync.Mutex
 	peers map[string]*http.Transport // by node@addr: transports that insist on that node
+
+	stopping atomic.Bool // StopWrites was called
 }
+
+// StopWrites makes the server refuse every change from now on (503, code unavailable,
+// "shutting down") while it still answers reads: the agent calls it when it starts to
+// shut down, so that nothing new is asked of a node about to leave.
+func (s *Server) StopWrites() { s.stopping.Store(true) }
 
 // New returns a server; Listen starts it.
 func New(cfg Config) (*Server, error) {
@@ -218,6 +226,9 @@ func (s *Server) serve(c *call, write bool, rt route, h handler) (int, error) {
 			return s.writeError(c.w, errorf(http.StatusBadRequest, CodeBadRequest, "%s: %v", HeaderForwardedFor, err))
 		}
 		c.caller = id
+	}
+	if write && s.stopping.Load() {
+		return s.writeError(c.w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "agent %s is shutting down: it takes no changes; ask another agent", s.cfg.Node))
 	}
 	if write && c.caller.Role == pki.RoleClient {
 		return s.writeError(c.w, errorf(http.StatusForbidden, CodeForbidden, "%s may only read: changes need an operator or a server certificate", c.caller))
