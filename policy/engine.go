@@ -213,7 +213,8 @@ type item struct {
 	rules       []int
 	maxDowntime time.Duration
 	cooldown    time.Duration
-	pin         int // node index the container is pinned to, -1 for none
+	methods     uint8 // the methods scoring weighs (methodSC, methodPC bits)
+	pin         int   // node index the container is pinned to, -1 for none
 	triggers    []string
 	candidates  bool // considered for a move
 	best        int  // index into expl.Candidates of the best feasible target, -1 for none
@@ -236,6 +237,7 @@ type item struct {
 	srcPref    float64
 	fixedSec   float64 // predicted checkpoint + restore, seconds
 	imageBytes float64 // predicted image size
+	pcFreeze   float64 // predicted post-copy freeze without the RTT, seconds
 	selfMatch  []bool  // per term
 }
 
@@ -277,6 +279,7 @@ func (e *evaluation) selectManaged() {
 				e.problemf("container %q: label %s=%q is not a duration", c.ID, LabelCooldown, v)
 			}
 		}
+		it.methods = e.methods(c)
 		e.items = append(e.items, it)
 	}
 }
@@ -452,6 +455,9 @@ func (e *evaluation) prepare(it *item) {
 	gib := float64(it.c.MemoryBytes) / GiB
 	it.fixedSec = e.model.Checkpoint.At(gib) + e.model.Restore.At(gib)
 	it.imageBytes = e.model.Image.At(gib) * GiB
+	if it.methods&methodPC != 0 {
+		it.pcFreeze = e.model.PostCopy.Freeze.At(gib)
+	}
 	if len(e.terms) > 0 {
 		if len(e.boolPool) < len(e.terms) {
 			e.boolPool = make([]bool, 4096*len(e.terms))
