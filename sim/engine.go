@@ -92,10 +92,22 @@ type simContainer struct {
 	demand   *demand
 	managed  bool
 	users    []int32 // indices in world.users
-	// The container is frozen by a migration in [frozenFrom, frozenUntil).
-	frozenFrom, frozenUntil time.Duration
+	// The container is frozen by a migration in [frozenFrom, frozenUntil), and runs
+	// degraded, its pages arriving by post-copy, in [frozenUntil, degradedUntil).
+	frozenFrom, frozenUntil, degradedUntil time.Duration
 	// sites backs the view's Users, reused at every decision.
 	sites []policy.UserSite
+}
+
+// downtime is how long the migration kept the container frozen.
+func (f *flight) downtime() time.Duration { return max(0, min(f.restored, f.end)-f.freeze) }
+
+// degraded is how long a post-copy migration's container ran while its pages arrived.
+func (f *flight) degraded() time.Duration {
+	if !f.post {
+		return 0
+	}
+	return max(0, f.end-f.restored)
 }
 
 // flight is a migration in progress.
@@ -105,9 +117,15 @@ type flight struct {
 	from, to  int
 	start     time.Duration
 	freeze    time.Duration // when the container stops
-	end       time.Duration
+	restored  time.Duration // when it runs again (on the target, unless it fails)
+	end       time.Duration // when the migration ends (post-copy: every page arrived)
 	predicted policy.Prediction
 	fail      bool
+	// post is a post-copy migration: from restored to end the container runs degraded
+	// while its pages arrive; the source keeps a complete copy until end, so a failure
+	// of the target rolls it back there, and a failure of the source loses it with the
+	// node, as before the restore.
+	post bool
 	// obs is what the migration measures, for refitting the planner's model.
 	obs policy.Observation
 }
@@ -195,7 +213,7 @@ func newWorld(sc *Scenario, cfg *Config, planner Planner) *world {
 			memBytes:   int64(c.MemoryGiB * policy.GiB),
 			demand:     newDemand(&c.CPU, w.sc.Seed, ci, w.sc.Duration),
 			managed:    c.Labels[policy.LabelManaged] == "true",
-			frozenFrom: -1, frozenUntil: -1,
+			frozenFrom: -1, frozenUntil: -1, degradedUntil: -1,
 		}
 		for gi := range c.Users {
 			g := &c.Users[gi]
@@ -320,6 +338,13 @@ func (w *world) available(ci int) bool {
 		return false
 	}
 	return !(w.now >= c.frozenFrom && w.now < c.frozenUntil)
+}
+
+// degraded reports whether container ci runs with a post-copy migration's pages still
+// arriving.
+func (w *world) degraded(ci int) bool {
+	c := &w.containers[ci]
+	return w.now >= c.frozenUntil && w.now < c.degradedUntil
 }
 
 // updateView writes the dynamic state into the view the planner sees. A node's load is what
@@ -459,9 +484,10 @@ func (w *world) containerIndex(id string) (int, bool) {
 }
 
 // start begins the migration of container ci to node to that policy.Commit accepted as
-// rec. It takes the cost model's predicted time for the modelled link, times a seeded
-// log-normal noise factor. The ledger records it planned, then preparing (the source has
-// the order) at once.
+// rec, by the record's method (post-copy only where the modelled cluster offers it). It
+// takes the cost model's predicted time for the modelled link, times a seeded log-normal
+// noise factor. The ledger records it planned, then preparing (the source has the order)
+// at once.
 func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 	c := &w.containers[ci]
 	from := c.node
@@ -478,8 +504,13 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 	}
 	bw := w.net.bw[a][b] / float64(k+1)
 	// What the planner expects (for the log) and what the modelled cluster does.
+	post := rec.Method == policy.MethodPostCopy && w.truth.PostCopy.Enabled
 	pred := w.model.Predict(c.memBytes, bw, w.net.rtt[a][b])
 	truth := w.truth.Predict(c.memBytes, bw, w.net.rtt[a][b])
+	if post {
+		pred = w.model.PredictPostCopy(c.memBytes, bw, w.net.rtt[a][b])
+		truth = w.truth.PredictPostCopy(c.memBytes, bw, w.net.rtt[a][b])
+	}
 	w.migSeq++
 	key := mix64(w.sc.Seed ^ uint64(w.migSeq)*0xd1b54a32d192ed03)
 	factor := 1.0
@@ -492,8 +523,8 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 	f := &flight{
 		id:        w.planner.Name() + "-" + strconv.Itoa(w.migSeq),
 		container: ci, from: from, to: to,
-		start: w.now, freeze: w.now + overhead, end: w.now + overhead + downtime,
-		predicted: pred, fail: fail,
+		start: w.now, freeze: w.now + overhead, restored: w.now + overhead + downtime,
+		predicted: pred, fail: fail, post: post,
 		obs: policy.Observation{
 			MemoryBytes: c.memBytes,
 			Checkpoint:  time.Duration(float64(truth.Checkpoint) * factor),
@@ -501,8 +532,14 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 			ImageBytes:  truth.ImageBytes,
 		},
 	}
+	f.end = f.restored
+	if post && !fail {
+		// A failed post-copy migration fails before the restore and rolls back then.
+		f.end += time.Duration(float64(truth.Pages) * factor)
+		f.obs.Freeze = max(0, downtime-w.net.rtt[a][b])
+	}
 	w.flights[ci] = f
-	c.frozenFrom, c.frozenUntil = f.freeze, f.end
+	c.frozenFrom, c.frozenUntil, c.degradedUntil = f.freeze, f.restored, f.end
 	rec.ID = f.id
 	w.ledger.Migrations = append(w.ledger.Migrations, rec)
 	w.advance(f, policy.StatePreparing)
@@ -531,7 +568,7 @@ func (w *world) finish(ci int) {
 	default:
 		w.advance(f, policy.StateRolledBack)
 	}
-	w.ledgerRecord(f).Downtime = max(0, f.end-f.freeze)
+	w.ledgerRecord(f).Downtime = f.downtime()
 	if completed {
 		c.node = f.to
 		if !w.cfg.FixedModel {
@@ -599,8 +636,9 @@ func (w *world) scenarioEvent(e *Event) error {
 			}
 			f.fail = true
 			f.end = w.now
+			f.restored = min(f.restored, w.now)
 			c := &w.containers[ci]
-			c.frozenUntil = w.now
+			c.frozenUntil, c.degradedUntil = min(c.frozenUntil, w.now), w.now
 			if c.frozenFrom > w.now {
 				c.frozenFrom = w.now
 			}

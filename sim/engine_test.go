@@ -515,3 +515,106 @@ func TestDecisionsGoThroughCommit(t *testing.T) {
 		t.Errorf("ledger record %+v", r)
 	}
 }
+
+// startPostCopy starts container ci's migration to node to by post-copy, through
+// policy.Commit as decide does.
+func startPostCopy(t *testing.T, w *world, ci, to int) *flight {
+	t.Helper()
+	w.updateView()
+	d := policy.Decision{Container: w.containers[ci].spec.Name, From: w.nodes[w.containers[ci].node].spec.Name,
+		To: w.nodes[to].spec.Name, Cost: policy.Prediction{Method: policy.MethodPostCopy}}
+	committed, refused := policy.Commit(w.view, w.commitPolicy(), w.ledger, []policy.Decision{d}, w.at())
+	if len(committed) != 1 || committed[0].Record.Method != policy.MethodPostCopy {
+		t.Fatalf("%s to %s: committed %+v, refused %+v", d.Container, d.To, committed, refused)
+	}
+	w.start(ci, to, committed[0].Record)
+	return w.flights[ci]
+}
+
+// TestPostCopyMigration checks the simulator's post-copy method: the container is frozen
+// for the model's fixed freeze, then runs with its users counted over the SLO while its
+// pages arrive at the link's speed; its capacity stays held on both nodes, once, until
+// every page is there; a failure of the target while pages arrive rolls it back to the
+// source's complete copy, a failure of the source loses it with the node.
+func TestPostCopyMigration(t *testing.T) {
+	setup := func() (*world, int, int) {
+		sc := loadSmall(t)
+		sc.Migration.Noise, sc.Migration.FailureRate = 0, 0
+		model := policy.DefaultCostModel()
+		model.PostCopy.Enabled = true
+		w := newWorld(sc, &Config{Model: model}, NoMigration{})
+		w.refresh()
+		ci := slices.IndexFunc(w.containers, func(c simContainer) bool { return len(c.users) > 0 })
+		to := (w.containers[ci].node + 1) % len(w.nodes)
+		return w, ci, to
+	}
+	w, ci, to := setup()
+	c := &w.containers[ci]
+	from := c.node
+	f := startPostCopy(t, w, ci, to)
+	a, b := w.nodes[from].site, w.nodes[to].site
+	want := w.truth.PredictPostCopy(c.memBytes, w.net.bw[a][b], w.net.rtt[a][b])
+	if !f.post || f.downtime() != want.Downtime || f.degraded() != want.Pages || want.Pages <= 0 {
+		t.Fatalf("flight frozen %v, degraded %v, want %v then %v", f.downtime(), f.degraded(), want.Downtime, want.Pages)
+	}
+	stop := w.truth.Predict(c.memBytes, w.net.bw[a][b], w.net.rtt[a][b])
+	if c.memBytes >= policy.GiB && want.Downtime >= stop.Downtime {
+		t.Errorf("post-copy freeze %v not below stop-and-copy's %v for %d MiB", want.Downtime, stop.Downtime, c.memBytes>>20)
+	}
+	// While the pages arrive: available, degraded, its users over the SLO, held on both.
+	w.now = f.restored + (f.end-f.restored)/2
+	w.fresh = -1
+	w.refresh()
+	if !w.available(ci) || !w.degraded(ci) {
+		t.Fatalf("while pages arrive: available %v, degraded %v", w.available(ci), w.degraded(ci))
+	}
+	onTo := c.cpu
+	for k := range w.containers {
+		if w.containers[k].node == to {
+			onTo += w.containers[k].cpu
+		}
+	}
+	if got := w.nodes[to].cpu; math.Abs(got-onTo) > 1e-9 {
+		t.Errorf("target load %v while pages arrive, want %v (held once)", got, onTo)
+	}
+	w.rec.sample()
+	if s := w.rec.samples[len(w.rec.samples)-1]; s.Violations < len(c.users) {
+		t.Errorf("sample while degraded: %d violations, want at least its %d users", s.Violations, len(c.users))
+	}
+	w.now = f.end
+	w.finish(ci)
+	if c.node != to || w.degraded(ci) {
+		t.Fatalf("after the pages: on node %d (want %d), degraded %v", c.node, to, w.degraded(ci))
+	}
+	r := w.ledger.Migrations[0]
+	if r.State != policy.StateCompleted || r.Downtime != want.Downtime || r.Method != policy.MethodPostCopy {
+		t.Errorf("ledger record %+v: want completed by post-copy, downtime %v", r, want.Downtime)
+	}
+	if m := w.rec.migs[0]; m.Method != policy.MethodPostCopy || m.Degraded != want.Pages {
+		t.Errorf("migration log %+v", m)
+	}
+
+	for _, failed := range []string{"target", "source"} {
+		w, ci, to := setup()
+		c := &w.containers[ci]
+		from := c.node
+		f := startPostCopy(t, w, ci, to)
+		w.now = f.restored + (f.end-f.restored)/2
+		node := to
+		if failed == "source" {
+			node = from
+		}
+		if err := w.scenarioEvent(&Event{Type: EventNodeFailure, Node: w.nodes[node].spec.Name}); err != nil {
+			t.Fatal(err)
+		}
+		if c.node != from || w.flights[ci] != nil || w.degraded(ci) {
+			t.Fatalf("%s failed while pages arrived: container on %d (want the source %d), flight %v", failed, c.node, from, w.flights[ci])
+		}
+		if got, want := w.available(ci), failed == "target"; got != want {
+			t.Errorf("%s failed while pages arrived: available %v, want %v", failed, got, want)
+		}
+		if st := w.ledger.Migrations[0].State; st != policy.StateRolledBack {
+			t.Errorf("%s failed: ledger state %s, want rolled-back", failed, st)
+		}
+	}
+}
