@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -61,6 +62,9 @@ type world struct {
 	fresh   time.Duration // time the loads were last computed for; -1: never
 	migSeq  int
 	flights map[int]*flight // by container index
+	// links lists, per link (the two sites, lower first), the containers whose
+	// migrations are sending over it now, in the order they started sending.
+	links map[[2]int][]int
 
 	containerIdx map[string]int
 	// maxCooldown is the longest godwit.io/cooldown label, for pruning the ledger.
@@ -99,6 +103,17 @@ type simContainer struct {
 	sites []policy.UserSite
 }
 
+type flightPhase int
+
+const (
+	phaseLocal flightPhase = iota
+	phaseTransfer
+	phaseTail
+)
+
+// never is a time after every run's end.
+const never = time.Duration(math.MaxInt64)
+
 // downtime is how long the migration kept the container frozen.
 func (f *flight) downtime() time.Duration { return max(0, min(f.restored, f.end)-f.freeze) }
 
@@ -126,6 +141,19 @@ type flight struct {
 	// of the target rolls it back there, and a failure of the source loses it with the
 	// node, as before the restore.
 	post bool
+
+	// The migration's course: a local phase (stop-and-copy: the checkpoint; post-copy:
+	// the whole freeze), the transfer of the image over the link, shared with the other
+	// transfers on it, then a tail (stop-and-copy: the RTT and the restore; post-copy:
+	// the RTT).
+	phase       flightPhase
+	link        [2]int
+	local, tail time.Duration
+	bytes       float64 // the image, to send in the transfer phase
+	left        float64 // bytes still to send
+	rate        float64 // bytes per second it gets now
+	rateAt      time.Duration
+	ver         int // of its pending event; an event of an older version is stale
 	// obs is what the migration measures, for refitting the planner's model.
 	obs policy.Observation
 }
@@ -147,6 +175,7 @@ type event struct {
 	kind  eventKind
 	seq   int
 	index int // scenario event, container, ...
+	ver   int // a migration's event: the flight's version it was scheduled for
 }
 
 type eventQueue []event
@@ -176,8 +205,15 @@ func (w *world) schedule(at time.Duration, kind eventKind, index int) {
 	heap.Push(&w.queue, event{at: at, kind: kind, seq: w.seq, index: index})
 }
 
+// scheduleFlight schedules f's next step at at, making its pending event stale.
+func (w *world) scheduleFlight(f *flight, at time.Duration) {
+	f.ver++
+	w.seq++
+	heap.Push(&w.queue, event{at: at, kind: evMigrationEnd, seq: w.seq, index: f.container, ver: f.ver})
+}
+
 func newWorld(sc *Scenario, cfg *Config, planner Planner) *world {
-	w := &world{sc: sc, cfg: cfg, planner: planner, fresh: -1, flights: map[int]*flight{}}
+	w := &world{sc: sc, cfg: cfg, planner: planner, fresh: -1, flights: map[int]*flight{}, links: map[[2]int][]int{}}
 	w.model, w.truth = cfg.Model, cfg.Model
 	if l := sc.Migration.Checkpoint; l != nil {
 		w.truth.Checkpoint = *l
@@ -406,7 +442,9 @@ func (w *world) run() error {
 		w.now = e.at
 		switch e.kind {
 		case evMigrationEnd:
-			w.finish(e.index)
+			if f := w.flights[e.index]; f != nil && f.ver == e.ver {
+				w.step(f)
+			}
 		case evScenario:
 			if err := w.scenarioEvent(&sc.Events[e.index]); err != nil {
 				return err
@@ -492,9 +530,9 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 	c := &w.containers[ci]
 	from := c.node
 	a, b := w.nodes[from].site, w.nodes[to].site
-	// Concurrent migrations on one link share its bandwidth. A first approximation: a
-	// migration gets what its link (between the same two sites, either way) has left when
-	// it starts, 1/(k+1) with k migrations already on it; those are not slowed down.
+	// The planner predicts with the bandwidth the migrations already on the link leave,
+	// 1/(k+1) of it, as policy.Evaluate does; the modelled transfer shares the link with
+	// every transfer on it for as long as they overlap (step, reshare).
 	k := 0
 	for _, g := range w.flights {
 		ga, gb := w.nodes[g.from].site, w.nodes[g.to].site
@@ -503,13 +541,14 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 		}
 	}
 	bw := w.net.bw[a][b] / float64(k+1)
+	rtt := w.net.rtt[a][b]
 	// What the planner expects (for the log) and what the modelled cluster does.
 	post := rec.Method == policy.MethodPostCopy && w.truth.PostCopy.Enabled
-	pred := w.model.Predict(c.memBytes, bw, w.net.rtt[a][b])
-	truth := w.truth.Predict(c.memBytes, bw, w.net.rtt[a][b])
+	pred := w.model.Predict(c.memBytes, bw, rtt)
+	truth := w.truth.Predict(c.memBytes, w.net.bw[a][b], rtt)
 	if post {
-		pred = w.model.PredictPostCopy(c.memBytes, bw, w.net.rtt[a][b])
-		truth = w.truth.PredictPostCopy(c.memBytes, bw, w.net.rtt[a][b])
+		pred = w.model.PredictPostCopy(c.memBytes, bw, rtt)
+		truth = w.truth.PredictPostCopy(c.memBytes, w.net.bw[a][b], rtt)
 	}
 	w.migSeq++
 	key := mix64(w.sc.Seed ^ uint64(w.migSeq)*0xd1b54a32d192ed03)
@@ -518,28 +557,32 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 		factor = math.Exp(sigma*hashNormal(key, 1) - sigma*sigma/2)
 	}
 	fail := w.sc.Migration.FailureRate > 0 && float64(mix64(key^2)>>11)/(1<<53) < w.sc.Migration.FailureRate
-	overhead := time.Duration(float64(w.truth.Overhead) * factor)
-	downtime := time.Duration(float64(truth.Downtime) * factor)
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * factor) }
+	overhead := scale(w.truth.Overhead)
 	f := &flight{
 		id:        w.planner.Name() + "-" + strconv.Itoa(w.migSeq),
 		container: ci, from: from, to: to,
-		start: w.now, freeze: w.now + overhead, restored: w.now + overhead + downtime,
+		start: w.now, freeze: w.now + overhead, restored: never, end: never,
 		predicted: pred, fail: fail, post: post,
+		link:  [2]int{min(a, b), max(a, b)},
+		bytes: w.truth.Image.At(float64(c.memBytes)/policy.GiB) * policy.GiB * factor,
+		local: scale(truth.Checkpoint), tail: scale(truth.Restore + rtt),
 		obs: policy.Observation{
 			MemoryBytes: c.memBytes,
-			Checkpoint:  time.Duration(float64(truth.Checkpoint) * factor),
-			Restore:     time.Duration(float64(truth.Restore) * factor),
+			Checkpoint:  scale(truth.Checkpoint),
+			Restore:     scale(truth.Restore),
 			ImageBytes:  truth.ImageBytes,
 		},
 	}
-	f.end = f.restored
-	if post && !fail {
-		// A failed post-copy migration fails before the restore and rolls back then.
-		f.end += time.Duration(float64(truth.Pages) * factor)
-		f.obs.Freeze = max(0, downtime-w.net.rtt[a][b])
+	degraded := time.Duration(-1)
+	if post {
+		f.local, f.tail = scale(truth.Downtime), scale(rtt)
+		f.restored = f.freeze + f.local
+		degraded = never
+		f.obs.Freeze = max(0, f.local-rtt)
 	}
 	w.flights[ci] = f
-	c.frozenFrom, c.frozenUntil, c.degradedUntil = f.freeze, f.restored, f.end
+	c.frozenFrom, c.frozenUntil, c.degradedUntil = f.freeze, f.restored, degraded
 	rec.ID = f.id
 	w.ledger.Migrations = append(w.ledger.Migrations, rec)
 	w.advance(f, policy.StatePreparing)
@@ -547,7 +590,77 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 	w.nodes[to].cpu += c.cpu
 	w.nodes[to].mem += float64(c.memBytes)
 	w.rec.started(f)
-	w.schedule(f.end, evMigrationEnd, ci)
+	w.scheduleFlight(f, f.freeze+f.local)
+}
+
+// step takes flight f to its next phase, at the time its pending event was scheduled for.
+func (w *world) step(f *flight) {
+	c := &w.containers[f.container]
+	switch f.phase {
+	case phaseLocal:
+		if f.post && f.fail {
+			// A failed post-copy migration fails before the restore and rolls back then.
+			f.end = w.now
+			w.finish(f.container)
+			return
+		}
+		f.phase, f.left, f.rate, f.rateAt = phaseTransfer, f.bytes, 0, w.now
+		w.links[f.link] = append(w.links[f.link], f.container)
+		w.reshare(f.link)
+	case phaseTransfer:
+		w.leaveLink(f)
+		f.phase = phaseTail
+		if !f.post {
+			f.restored = w.now + f.tail
+			c.frozenUntil = f.restored
+		}
+		w.scheduleFlight(f, w.now+f.tail)
+	case phaseTail:
+		f.end = w.now
+		w.finish(f.container)
+	}
+}
+
+// leaveLink takes f's transfer off its link, which the others then share.
+func (w *world) leaveLink(f *flight) {
+	if f.phase != phaseTransfer {
+		return
+	}
+	l := w.links[f.link]
+	if i := slices.Index(l, f.container); i >= 0 {
+		l = slices.Delete(l, i, i+1)
+	}
+	if len(l) == 0 {
+		delete(w.links, f.link)
+		return
+	}
+	w.links[f.link] = l
+	w.reshare(f.link)
+}
+
+// reshare divides a link's bandwidth equally among the transfers on it now, and moves
+// each one's end to when its remaining bytes will have gone at its new share.
+func (w *world) reshare(link [2]int) {
+	l := w.links[link]
+	bw := w.net.bw[link[0]][link[1]]
+	if bw <= 0 {
+		bw = w.truth.DefaultBandwidthBytesPerSec
+	}
+	rate := bw / float64(len(l))
+	for _, ci := range l {
+		f := w.flights[ci]
+		f.left = max(0, f.left-f.rate*(w.now-f.rateAt).Seconds())
+		f.rate, f.rateAt = rate, w.now
+		w.scheduleFlight(f, w.now+durationOf(f.left/rate))
+	}
+}
+
+// durationOf converts seconds to a Duration as policy.CostModel.Predict does.
+func durationOf(s float64) time.Duration {
+	if s <= 0 || math.IsNaN(s) {
+		return 0
+	}
+	return time.Duration(s * float64(time.Second))
 }
 
 // finish ends the migration of container ci, completed or rolled back.
@@ -556,9 +669,11 @@ func (w *world) finish(ci int) {
 	if f == nil {
 		return // aborted by a node failure
 	}
+	w.leaveLink(f)
 	delete(w.flights, ci)
 	w.fresh = -1
 	c := &w.containers[ci]
+	c.frozenUntil, c.degradedUntil = min(c.frozenUntil, f.end), min(c.degradedUntil, f.end)
 	completed := !f.fail && !w.nodes[f.to].down
 	switch {
 	case completed:
