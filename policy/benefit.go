@@ -160,6 +160,14 @@ func (e *evaluation) nodeHarm(n int, u float64, it *item, sign float64) (harmed,
 	return harmed, own
 }
 
+// refreshHarmNow recomputes node n's harm rate at its load now, which scoring reads for
+// every candidate: once per node and evaluation, and again when a committed move changes
+// the node's load.
+func (e *evaluation) refreshHarmNow(n int) {
+	d := &e.nodes[n]
+	e.harmNow[n], _ = e.nodeHarm(n, util(d.cpu, d.cpuCap), nil, 0)
+}
+
 // harmQueue is the queueing delay the harm lists are read at for utilization u: up to
 // uSafe; past it, nodeHarm's ramp takes over.
 func (e *evaluation) harmQueue(u float64) float64 { return e.queue(min(max(u, 0), e.uSafe)) }
@@ -170,9 +178,8 @@ func (e *evaluation) harmQueue(u float64) float64 { return e.queue(min(max(u, 0)
 func (e *evaluation) sourceRelief(it *item) {
 	s := &e.nodes[it.src]
 	us0, us1 := util(s.cpu, s.cpuCap), util(s.cpu-it.c.CPU, s.cpuCap)
-	before, _ := e.nodeHarm(it.src, us0, it, 0)
 	after, _ := e.nodeHarm(it.src, us1, it, -1)
-	it.srcRelief = before - after
+	it.srcRelief = e.harmNow[it.src] - after
 	it.srcOwn = e.itemHarmed(it, s.site, e.harmQueue(us0))
 }
 
@@ -181,10 +188,8 @@ func (e *evaluation) sourceRelief(it *item) {
 // it that is the container's own users'.
 func (e *evaluation) relief(it *item, t int) (total, own float64) {
 	d := &e.nodes[t]
-	ut0, ut1 := util(d.cpu, d.cpuCap), util(d.cpu+it.c.CPU, d.cpuCap)
-	before, _ := e.nodeHarm(t, ut0, it, 0)
-	after, ownAfter := e.nodeHarm(t, ut1, it, 1)
-	return it.srcRelief + before - after, it.srcOwn - ownAfter
+	after, ownAfter := e.nodeHarm(t, util(d.cpu+it.c.CPU, d.cpuCap), it, 1)
+	return it.srcRelief + e.harmNow[t] - after, it.srcOwn - ownAfter
 }
 
 // benefit is the harm a move of it to t removes over the expected durations: the change

@@ -72,7 +72,7 @@ func Commit(view ClusterView, p *Policy, ledger Ledger, decisions []Decision, no
 		}
 		committed = append(committed, Commitment{Decision: d, Record: MigrationRecord{
 			Container: d.Container, From: d.From, To: d.To, Start: now, State: StatePlanned,
-			MemoryBytes: c.MemoryBytes,
+			MemoryBytes: c.MemoryBytes, Method: d.Cost.Method,
 		}})
 		e.hold(c, e.nodeIdx[d.From], e.nodeIdx[d.To])
 	}

@@ -56,6 +56,12 @@ func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now t
 	e.evalTriggers(&ledger)
 	e.preselect()
 	e.windowOK = p.Windows.Allowed(now)
+	if e.cbOn {
+		e.harmNow = make([]float64, len(e.nodes))
+		for n := range e.nodes {
+			e.refreshHarmNow(n)
+		}
+	}
 
 	var screened []*item
 	for _, it := range e.items {
@@ -83,7 +89,9 @@ const considerPerWorker = 1024
 // scratch space: the results are the same whatever the split.
 func (e *evaluation) considerAll(items []*item) {
 	workers := min(runtime.GOMAXPROCS(0), len(items)/considerPerWorker)
+	k := max(e.p.ExplainCandidates, 1)
 	if workers <= 1 {
+		e.arena = make([]Candidate, len(items)*k)
 		for _, it := range items {
 			e.consider(it)
 		}
@@ -94,12 +102,14 @@ func (e *evaluation) considerAll(items []*item) {
 	for w := 1; w < workers; w++ {
 		part := items[min(w*chunk, len(items)):min((w+1)*chunk, len(items))]
 		ew := e.worker()
+		ew.arena = make([]Candidate, len(part)*k)
 		wg.Go(func() {
 			for _, it := range part {
 				ew.consider(it)
 			}
 		})
 	}
+	e.arena = make([]Candidate, min(chunk, len(items))*k)
 	for _, it := range items[:min(chunk, len(items))] {
 		e.consider(it)
 	}
@@ -171,6 +181,7 @@ type evaluation struct {
 	service   float64 // service time, seconds
 	uSafe     float64 // utilization at which a user on the node's site reaches the target
 	harm      []harmList
+	harmNow   []float64 // per node, its harm rate at its load now (nodeHarm, sign 0)
 	nodeConts [][]int32 // per node, its containers (indices in containers)
 	stats     map[string]ConditionStat
 
@@ -213,7 +224,8 @@ type item struct {
 	rules       []int
 	maxDowntime time.Duration
 	cooldown    time.Duration
-	pin         int // node index the container is pinned to, -1 for none
+	methods     uint8 // the methods scoring weighs (methodSC, methodPC bits)
+	pin         int   // node index the container is pinned to, -1 for none
 	triggers    []string
 	candidates  bool // considered for a move
 	best        int  // index into expl.Candidates of the best feasible target, -1 for none
@@ -236,6 +248,7 @@ type item struct {
 	srcPref    float64
 	fixedSec   float64 // predicted checkpoint + restore, seconds
 	imageBytes float64 // predicted image size
+	pcFreeze   float64 // predicted post-copy freeze without the RTT, seconds
 	selfMatch  []bool  // per term
 }
 
@@ -277,6 +290,7 @@ func (e *evaluation) selectManaged() {
 				e.problemf("container %q: label %s=%q is not a duration", c.ID, LabelCooldown, v)
 			}
 		}
+		it.methods = e.methods(c)
 		e.items = append(e.items, it)
 	}
 }
@@ -390,7 +404,9 @@ func (e *evaluation) consider(it *item) {
 	}
 	e.scratch = top
 	if len(e.arena) < len(top) {
-		e.arena = make([]Candidate, max(len(top), 1024))
+		// considerAll sized the arena for one consideration of each container; commit's
+		// re-considerations take small chunks.
+		e.arena = make([]Candidate, max(len(top), 64))
 	}
 	x.Candidates = e.arena[:len(top):len(top)]
 	e.arena = e.arena[len(top):]
@@ -452,6 +468,9 @@ func (e *evaluation) prepare(it *item) {
 	gib := float64(it.c.MemoryBytes) / GiB
 	it.fixedSec = e.model.Checkpoint.At(gib) + e.model.Restore.At(gib)
 	it.imageBytes = e.model.Image.At(gib) * GiB
+	if it.methods&methodPC != 0 {
+		it.pcFreeze = e.model.PostCopy.Freeze.At(gib)
+	}
 	if len(e.terms) > 0 {
 		if len(e.boolPool) < len(e.terms) {
 			e.boolPool = make([]bool, 4096*len(e.terms))
@@ -752,5 +771,7 @@ func (e *evaluation) apply(it *item, t int) {
 		e.nodeConts[t] = append(e.nodeConts[t], int32(it.ci))
 		e.harmBuf = e.buildHarm(it.src, e.harmBuf)
 		e.harmBuf = e.buildHarm(t, e.harmBuf)
+		e.refreshHarmNow(it.src)
+		e.refreshHarmNow(t)
 	}
 }

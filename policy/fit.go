@@ -13,18 +13,21 @@ type Observation struct {
 	Checkpoint  time.Duration `json:"checkpoint,omitempty"`
 	Restore     time.Duration `json:"restore,omitempty"`
 	ImageBytes  int64         `json:"imageBytes,omitempty"`
+	// Freeze is a post-copy migration's downtime less the link's RTT (its checkpoint and
+	// restore are not measured apart); zero for stop-and-copy.
+	Freeze time.Duration `json:"freeze,omitempty"`
 }
 
 // DefaultFitWindow is how many of the most recent observations Fit uses: enough to average
 // out noise, few enough that the model follows changes of hardware or kernel.
 const DefaultFitWindow = 200
 
-// Fit refits the model's checkpoint, restore and image lines from the last window
-// observations (window <= 0 means DefaultFitWindow; obs is oldest first). Each line is a
-// robust least-squares fit (Huber IRLS), so a few outliers (a migration that hit a busy
-// disk) barely move it. A line with too few usable points keeps base's coefficients; with
-// points at a single memory size only its intercept is refitted. Transfer settings are
-// kept from base.
+// Fit refits the model's checkpoint, restore, image and post-copy freeze lines from the
+// last window observations (window <= 0 means DefaultFitWindow; obs is oldest first).
+// Each line is a robust least-squares fit (Huber IRLS), so a few outliers (a migration
+// that hit a busy disk) barely move it. A line with too few usable points keeps base's
+// coefficients; with points at a single memory size only its intercept is refitted.
+// Transfer settings are kept from base.
 func Fit(base CostModel, obs []Observation, window int) CostModel {
 	if window <= 0 {
 		window = DefaultFitWindow
@@ -32,7 +35,7 @@ func Fit(base CostModel, obs []Observation, window int) CostModel {
 	if len(obs) > window {
 		obs = obs[len(obs)-window:]
 	}
-	var cx, cy, rx, ry, ix, iy []float64
+	var cx, cy, rx, ry, ix, iy, fx, fy []float64
 	for _, o := range obs {
 		if o.MemoryBytes <= 0 {
 			continue
@@ -47,11 +50,15 @@ func Fit(base CostModel, obs []Observation, window int) CostModel {
 		if o.ImageBytes > 0 {
 			ix, iy = append(ix, x), append(iy, float64(o.ImageBytes)/GiB)
 		}
+		if o.Freeze > 0 {
+			fx, fy = append(fx, x), append(fy, o.Freeze.Seconds())
+		}
 	}
 	m := base
 	m.Checkpoint = FitLine(base.Checkpoint, cx, cy)
 	m.Restore = FitLine(base.Restore, rx, ry)
 	m.Image = FitLine(base.Image, ix, iy)
+	m.PostCopy.Freeze = FitLine(base.PostCopy.Freeze, fx, fy)
 	return m
 }
 

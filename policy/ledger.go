@@ -75,6 +75,8 @@ type MigrationRecord struct {
 	// MemoryBytes is the container's memory when it was checkpointed, for refitting the
 	// cost model.
 	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+	// Method is the decision's migration method (MethodPostCopy; empty: stop-and-copy).
+	Method string `json:"method,omitempty"`
 }
 
 // ConditionState is the hysteresis state of one trigger for one subject (a node ID for

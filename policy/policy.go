@@ -134,6 +134,11 @@ type Constraints struct {
 	// free after a move (0.1 = the target ends at most 90% full).
 	HeadroomCPU    float64
 	HeadroomMemory float64
+	// Method is the migration method: MethodStopAndCopy, MethodPostCopy, or MethodAuto
+	// (empty: auto), the cheapest of those the cost model says the cluster offers
+	// (CostModel.PostCopy.Enabled). The label godwit.io/migration-method overrides it per
+	// container. Post-copy is only ever chosen where the cluster offers it.
+	Method string
 }
 
 // CostBenefit is the cost-benefit decision rule. The unit is the user-second: one user

@@ -34,8 +34,10 @@ type scored struct {
 	gain     float64
 	score    float64
 	downtime float64 // predicted, seconds
+	pages    float64 // post-copy: predicted time its pages arrive after the restore, seconds
 	cost     float64 // cost-benefit: user-seconds
 	rejected Reason
+	post     bool // by post-copy
 }
 
 // score evaluates moving the container to node t: the gain and the cost, then the hard
@@ -48,9 +50,9 @@ func (e *evaluation) score(it *item, t int) scored {
 	if bw <= 0 {
 		bw = e.model.DefaultBandwidthBytesPerSec
 	}
-	sc.downtime = it.fixedSec + rtt.Seconds()
+	send := rtt.Seconds() // the image's transfer
 	if bw > 0 {
-		sc.downtime += it.imageBytes / bw
+		send += it.imageBytes / bw
 	}
 	g := e.gains(it, t)
 	for _, v := range g {
@@ -58,9 +60,19 @@ func (e *evaluation) score(it *item, t int) scored {
 	}
 	if e.cbOn {
 		sc.gain = e.cb.ScoreValue*sc.gain + e.benefit(it, t)
-		sc.cost = e.moveCost(it, t, sc.downtime)
-	} else {
-		sc.cost = e.p.Constraints.DowntimeCost * sc.downtime
+	}
+	sc.downtime = it.fixedSec + send
+	sc.cost = e.methodCost(it, t, sc.downtime, 0)
+	if it.methods&methodPC != 0 {
+		// Post-copy when it is the only method, or the one within the downtime limit, or
+		// equally within it and cheaper.
+		down, pages := it.pcFreeze+rtt.Seconds(), send
+		cost := e.methodCost(it, t, down, pages)
+		limit := it.maxDowntime.Seconds()
+		scOK, pcOK := limit <= 0 || sc.downtime <= limit, limit <= 0 || down <= limit
+		if it.methods&methodSC == 0 || pcOK && !scOK || pcOK == scOK && cost < sc.cost {
+			sc.downtime, sc.pages, sc.cost, sc.post = down, pages, cost, true
+		}
 	}
 	if math.IsNaN(sc.gain) || math.IsInf(sc.gain, 0) {
 		sc.gain = 0 // a view with absurd numbers: never a reason to move
@@ -70,11 +82,27 @@ func (e *evaluation) score(it *item, t int) scored {
 	return sc
 }
 
+// methodCost is the cost of a move frozen for downtime seconds and then, by post-copy,
+// degraded for pages seconds: under the cost-benefit rule in user-seconds (the degraded
+// users count as harmed, PostCopy.Slowdown of them), otherwise DowntimeCost per second
+// frozen or fully degraded.
+func (e *evaluation) methodCost(it *item, t int, downtime, pages float64) float64 {
+	slow := pages * e.model.PostCopy.Slowdown
+	if e.cbOn {
+		return e.moveCost(it, t, downtime) + slow*it.weight()
+	}
+	return e.p.Constraints.DowntimeCost * (downtime + slow)
+}
+
 // candidate turns a scored target into a Candidate for the explanation.
 func (e *evaluation) candidate(it *item, sc scored) Candidate {
 	p := e.sharedPath(it.src, sc.t)
-	c := Candidate{Node: e.nodes[sc.t].node.ID, Score: sc.score, Gain: sc.gain,
-		Cost: e.model.Predict(it.c.MemoryBytes, p.bandwidth, p.rtt), Rejected: sc.rejected}
+	c := Candidate{Node: e.nodes[sc.t].node.ID, Score: sc.score, Gain: sc.gain, Rejected: sc.rejected}
+	if sc.post {
+		c.Cost = e.model.PredictPostCopy(it.c.MemoryBytes, p.bandwidth, p.rtt)
+	} else {
+		c.Cost = e.model.Predict(it.c.MemoryBytes, p.bandwidth, p.rtt)
+	}
 	// gain-too-small, cost-over-benefit and within-margin say nothing the Score, Gain and
 	// Cost fields do not (the container's own Detail spells the best one out).
 	if r := c.Rejected; r != "" && r != ReasonGainTooSmall && r != ReasonCostOverBenefit && r != ReasonMargin {
@@ -247,6 +275,13 @@ func (e *evaluation) detail(it *item, t int, cand *Candidate) string {
 		b = strconv.AppendFloat(b, it.weight()+e.cb.Dependents, 'f', 0, 64)
 		b = append(b, " users and dependents x "...)
 		b = strconv.AppendFloat(b, e.cb.OutageWeight, 'f', -1, 64)
+		if cand.Cost.Method == MethodPostCopy {
+			b = append(b, " + post-copy pages "...)
+			b = append(b, cand.Cost.Pages.Round(100*time.Millisecond).String()...)
+			b = append(b, " x "...)
+			b = strconv.AppendFloat(b, it.weight()*e.model.PostCopy.Slowdown, 'f', 0, 64)
+			b = append(b, " users slowed"...)
+		}
 		if n.site != e.nodes[it.src].site {
 			b = append(b, " + transfer"...)
 		}
@@ -283,4 +318,37 @@ func appendF3(b []byte, v float64) []byte { return strconv.AppendFloat(b, v, 'f'
 
 func formatBytes(b int64) string {
 	return strconv.FormatFloat(float64(b)/GiB, 'f', 2, 64) + "GiB"
+}
+
+// Method bits of item.methods.
+const (
+	methodSC uint8 = 1 << iota // stop-and-copy
+	methodPC                   // post-copy
+)
+
+// methods returns the methods a move of c may use: the label's or the policy's choice,
+// post-copy only where the cost model says the cluster offers it. An unknown name is
+// reported as a problem and read as auto.
+func (e *evaluation) methods(c *Container) uint8 {
+	m := e.p.Constraints.Method
+	if v, ok := c.Labels[LabelMigrationMethod]; ok {
+		m = v
+	}
+	offered := methodSC
+	if e.model.PostCopy.Enabled {
+		offered |= methodPC
+	}
+	switch m {
+	case MethodStopAndCopy:
+		return methodSC
+	case MethodPostCopy:
+		if offered&methodPC != 0 {
+			return methodPC
+		}
+		return methodSC
+	case "", MethodAuto:
+	default:
+		e.problemf("container %q: migration method %q is not stop-and-copy, post-copy or auto", c.ID, m)
+	}
+	return offered
 }

@@ -108,4 +108,7 @@ const (
 	LabelMaxDowntime = "godwit.io/max-downtime"
 	// LabelCooldown is a duration overriding the policy's per-container cooldown.
 	LabelCooldown = "godwit.io/cooldown"
+	// LabelMigrationMethod is stop-and-copy, post-copy or auto, overriding the policy's
+	// method for this container.
+	LabelMigrationMethod = "godwit.io/migration-method"
 )

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -61,6 +62,9 @@ type world struct {
 	fresh   time.Duration // time the loads were last computed for; -1: never
 	migSeq  int
 	flights map[int]*flight // by container index
+	// links lists, per link (the two sites, lower first), the containers whose
+	// migrations are sending over it now, in the order they started sending.
+	links map[[2]int][]int
 
 	containerIdx map[string]int
 	// maxCooldown is the longest godwit.io/cooldown label, for pruning the ledger.
@@ -92,10 +96,33 @@ type simContainer struct {
 	demand   *demand
 	managed  bool
 	users    []int32 // indices in world.users
-	// The container is frozen by a migration in [frozenFrom, frozenUntil).
-	frozenFrom, frozenUntil time.Duration
+	// The container is frozen by a migration in [frozenFrom, frozenUntil), and runs
+	// degraded, its pages arriving by post-copy, in [frozenUntil, degradedUntil).
+	frozenFrom, frozenUntil, degradedUntil time.Duration
 	// sites backs the view's Users, reused at every decision.
 	sites []policy.UserSite
+}
+
+type flightPhase int
+
+const (
+	phaseLocal flightPhase = iota
+	phaseTransfer
+	phaseTail
+)
+
+// never is a time after every run's end.
+const never = time.Duration(math.MaxInt64)
+
+// downtime is how long the migration kept the container frozen.
+func (f *flight) downtime() time.Duration { return max(0, min(f.restored, f.end)-f.freeze) }
+
+// degraded is how long a post-copy migration's container ran while its pages arrived.
+func (f *flight) degraded() time.Duration {
+	if !f.post {
+		return 0
+	}
+	return max(0, f.end-f.restored)
 }
 
 // flight is a migration in progress.
@@ -105,9 +132,28 @@ type flight struct {
 	from, to  int
 	start     time.Duration
 	freeze    time.Duration // when the container stops
-	end       time.Duration
+	restored  time.Duration // when it runs again (on the target, unless it fails)
+	end       time.Duration // when the migration ends (post-copy: every page arrived)
 	predicted policy.Prediction
 	fail      bool
+	// post is a post-copy migration: from restored to end the container runs degraded
+	// while its pages arrive; the source keeps a complete copy until end, so a failure
+	// of the target rolls it back there, and a failure of the source loses it with the
+	// node, as before the restore.
+	post bool
+
+	// The migration's course: a local phase (stop-and-copy: the checkpoint; post-copy:
+	// the whole freeze), the transfer of the image over the link, shared with the other
+	// transfers on it, then a tail (stop-and-copy: the RTT and the restore; post-copy:
+	// the RTT).
+	phase       flightPhase
+	link        [2]int
+	local, tail time.Duration
+	bytes       float64 // the image, to send in the transfer phase
+	left        float64 // bytes still to send
+	rate        float64 // bytes per second it gets now
+	rateAt      time.Duration
+	ver         int // of its pending event; an event of an older version is stale
 	// obs is what the migration measures, for refitting the planner's model.
 	obs policy.Observation
 }
@@ -129,6 +175,7 @@ type event struct {
 	kind  eventKind
 	seq   int
 	index int // scenario event, container, ...
+	ver   int // a migration's event: the flight's version it was scheduled for
 }
 
 type eventQueue []event
@@ -158,8 +205,15 @@ func (w *world) schedule(at time.Duration, kind eventKind, index int) {
 	heap.Push(&w.queue, event{at: at, kind: kind, seq: w.seq, index: index})
 }
 
+// scheduleFlight schedules f's next step at at, making its pending event stale.
+func (w *world) scheduleFlight(f *flight, at time.Duration) {
+	f.ver++
+	w.seq++
+	heap.Push(&w.queue, event{at: at, kind: evMigrationEnd, seq: w.seq, index: f.container, ver: f.ver})
+}
+
 func newWorld(sc *Scenario, cfg *Config, planner Planner) *world {
-	w := &world{sc: sc, cfg: cfg, planner: planner, fresh: -1, flights: map[int]*flight{}}
+	w := &world{sc: sc, cfg: cfg, planner: planner, fresh: -1, flights: map[int]*flight{}, links: map[[2]int][]int{}}
 	w.model, w.truth = cfg.Model, cfg.Model
 	if l := sc.Migration.Checkpoint; l != nil {
 		w.truth.Checkpoint = *l
@@ -195,7 +249,7 @@ func newWorld(sc *Scenario, cfg *Config, planner Planner) *world {
 			memBytes:   int64(c.MemoryGiB * policy.GiB),
 			demand:     newDemand(&c.CPU, w.sc.Seed, ci, w.sc.Duration),
 			managed:    c.Labels[policy.LabelManaged] == "true",
-			frozenFrom: -1, frozenUntil: -1,
+			frozenFrom: -1, frozenUntil: -1, degradedUntil: -1,
 		}
 		for gi := range c.Users {
 			g := &c.Users[gi]
@@ -322,6 +376,13 @@ func (w *world) available(ci int) bool {
 	return !(w.now >= c.frozenFrom && w.now < c.frozenUntil)
 }
 
+// degraded reports whether container ci runs with a post-copy migration's pages still
+// arriving.
+func (w *world) degraded(ci int) bool {
+	c := &w.containers[ci]
+	return w.now >= c.frozenUntil && w.now < c.degradedUntil
+}
+
 // updateView writes the dynamic state into the view the planner sees. A node's load is what
 // runs on it, as an agent measures it: the capacity an in-flight migration holds on its
 // target is not in the view, because the ledger says it (policy.Evaluate reserves it from
@@ -381,7 +442,9 @@ func (w *world) run() error {
 		w.now = e.at
 		switch e.kind {
 		case evMigrationEnd:
-			w.finish(e.index)
+			if f := w.flights[e.index]; f != nil && f.ver == e.ver {
+				w.step(f)
+			}
 		case evScenario:
 			if err := w.scenarioEvent(&sc.Events[e.index]); err != nil {
 				return err
@@ -459,16 +522,17 @@ func (w *world) containerIndex(id string) (int, bool) {
 }
 
 // start begins the migration of container ci to node to that policy.Commit accepted as
-// rec. It takes the cost model's predicted time for the modelled link, times a seeded
-// log-normal noise factor. The ledger records it planned, then preparing (the source has
-// the order) at once.
+// rec, by the record's method (post-copy only where the modelled cluster offers it). It
+// takes the cost model's predicted time for the modelled link, times a seeded log-normal
+// noise factor. The ledger records it planned, then preparing (the source has the order)
+// at once.
 func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 	c := &w.containers[ci]
 	from := c.node
 	a, b := w.nodes[from].site, w.nodes[to].site
-	// Concurrent migrations on one link share its bandwidth. A first approximation: a
-	// migration gets what its link (between the same two sites, either way) has left when
-	// it starts, 1/(k+1) with k migrations already on it; those are not slowed down.
+	// The planner predicts with the bandwidth the migrations already on the link leave,
+	// 1/(k+1) of it, as policy.Evaluate does; the modelled transfer shares the link with
+	// every transfer on it for as long as they overlap (step, reshare).
 	k := 0
 	for _, g := range w.flights {
 		ga, gb := w.nodes[g.from].site, w.nodes[g.to].site
@@ -477,9 +541,15 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 		}
 	}
 	bw := w.net.bw[a][b] / float64(k+1)
+	rtt := w.net.rtt[a][b]
 	// What the planner expects (for the log) and what the modelled cluster does.
-	pred := w.model.Predict(c.memBytes, bw, w.net.rtt[a][b])
-	truth := w.truth.Predict(c.memBytes, bw, w.net.rtt[a][b])
+	post := rec.Method == policy.MethodPostCopy && w.truth.PostCopy.Enabled
+	pred := w.model.Predict(c.memBytes, bw, rtt)
+	truth := w.truth.Predict(c.memBytes, w.net.bw[a][b], rtt)
+	if post {
+		pred = w.model.PredictPostCopy(c.memBytes, bw, rtt)
+		truth = w.truth.PredictPostCopy(c.memBytes, w.net.bw[a][b], rtt)
+	}
 	w.migSeq++
 	key := mix64(w.sc.Seed ^ uint64(w.migSeq)*0xd1b54a32d192ed03)
 	factor := 1.0
@@ -487,22 +557,32 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 		factor = math.Exp(sigma*hashNormal(key, 1) - sigma*sigma/2)
 	}
 	fail := w.sc.Migration.FailureRate > 0 && float64(mix64(key^2)>>11)/(1<<53) < w.sc.Migration.FailureRate
-	overhead := time.Duration(float64(w.truth.Overhead) * factor)
-	downtime := time.Duration(float64(truth.Downtime) * factor)
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * factor) }
+	overhead := scale(w.truth.Overhead)
 	f := &flight{
 		id:        w.planner.Name() + "-" + strconv.Itoa(w.migSeq),
 		container: ci, from: from, to: to,
-		start: w.now, freeze: w.now + overhead, end: w.now + overhead + downtime,
-		predicted: pred, fail: fail,
+		start: w.now, freeze: w.now + overhead, restored: never, end: never,
+		predicted: pred, fail: fail, post: post,
+		link:  [2]int{min(a, b), max(a, b)},
+		bytes: w.truth.Image.At(float64(c.memBytes)/policy.GiB) * policy.GiB * factor,
+		local: scale(truth.Checkpoint), tail: scale(truth.Restore + rtt),
 		obs: policy.Observation{
 			MemoryBytes: c.memBytes,
-			Checkpoint:  time.Duration(float64(truth.Checkpoint) * factor),
-			Restore:     time.Duration(float64(truth.Restore) * factor),
+			Checkpoint:  scale(truth.Checkpoint),
+			Restore:     scale(truth.Restore),
 			ImageBytes:  truth.ImageBytes,
 		},
 	}
+	degraded := time.Duration(-1)
+	if post {
+		f.local, f.tail = scale(truth.Downtime), scale(rtt)
+		f.restored = f.freeze + f.local
+		degraded = never
+		f.obs.Freeze = max(0, f.local-rtt)
+	}
 	w.flights[ci] = f
-	c.frozenFrom, c.frozenUntil = f.freeze, f.end
+	c.frozenFrom, c.frozenUntil, c.degradedUntil = f.freeze, f.restored, degraded
 	rec.ID = f.id
 	w.ledger.Migrations = append(w.ledger.Migrations, rec)
 	w.advance(f, policy.StatePreparing)
@@ -510,7 +590,77 @@ func (w *world) start(ci, to int, rec policy.MigrationRecord) {
 	w.nodes[to].cpu += c.cpu
 	w.nodes[to].mem += float64(c.memBytes)
 	w.rec.started(f)
-	w.schedule(f.end, evMigrationEnd, ci)
+	w.scheduleFlight(f, f.freeze+f.local)
+}
+
+// step takes flight f to its next phase, at the time its pending event was scheduled for.
+func (w *world) step(f *flight) {
+	c := &w.containers[f.container]
+	switch f.phase {
+	case phaseLocal:
+		if f.post && f.fail {
+			// A failed post-copy migration fails before the restore and rolls back then.
+			f.end = w.now
+			w.finish(f.container)
+			return
+		}
+		f.phase, f.left, f.rate, f.rateAt = phaseTransfer, f.bytes, 0, w.now
+		w.links[f.link] = append(w.links[f.link], f.container)
+		w.reshare(f.link)
+	case phaseTransfer:
+		w.leaveLink(f)
+		f.phase = phaseTail
+		if !f.post {
+			f.restored = w.now + f.tail
+			c.frozenUntil = f.restored
+		}
+		w.scheduleFlight(f, w.now+f.tail)
+	case phaseTail:
+		f.end = w.now
+		w.finish(f.container)
+	}
+}
+
+// leaveLink takes f's transfer off its link, which the others then share.
+func (w *world) leaveLink(f *flight) {
+	if f.phase != phaseTransfer {
+		return
+	}
+	l := w.links[f.link]
+	if i := slices.Index(l, f.container); i >= 0 {
+		l = slices.Delete(l, i, i+1)
+	}
+	if len(l) == 0 {
+		delete(w.links, f.link)
+		return
+	}
+	w.links[f.link] = l
+	w.reshare(f.link)
+}
+
+// reshare divides a link's bandwidth equally among the transfers on it now, and moves
+// each one's end to when its remaining bytes will have gone at its new share.
+func (w *world) reshare(link [2]int) {
+	l := w.links[link]
+	bw := w.net.bw[link[0]][link[1]]
+	if bw <= 0 {
+		bw = w.truth.DefaultBandwidthBytesPerSec
+	}
+	rate := bw / float64(len(l))
+	for _, ci := range l {
+		f := w.flights[ci]
+		f.left = max(0, f.left-f.rate*(w.now-f.rateAt).Seconds())
+		f.rate, f.rateAt = rate, w.now
+		w.scheduleFlight(f, w.now+durationOf(f.left/rate))
+	}
+}
+
+// durationOf converts seconds to a Duration as policy.CostModel.Predict does.
+func durationOf(s float64) time.Duration {
+	if s <= 0 || math.IsNaN(s) {
+		return 0
+	}
+	return time.Duration(s * float64(time.Second))
 }
 
 // finish ends the migration of container ci, completed or rolled back.
@@ -519,9 +669,11 @@ func (w *world) finish(ci int) {
 	if f == nil {
 		return // aborted by a node failure
 	}
+	w.leaveLink(f)
 	delete(w.flights, ci)
 	w.fresh = -1
 	c := &w.containers[ci]
+	c.frozenUntil, c.degradedUntil = min(c.frozenUntil, f.end), min(c.degradedUntil, f.end)
 	completed := !f.fail && !w.nodes[f.to].down
 	switch {
 	case completed:
@@ -531,7 +683,7 @@ func (w *world) finish(ci int) {
 	default:
 		w.advance(f, policy.StateRolledBack)
 	}
-	w.ledgerRecord(f).Downtime = max(0, f.end-f.freeze)
+	w.ledgerRecord(f).Downtime = f.downtime()
 	if completed {
 		c.node = f.to
 		if !w.cfg.FixedModel {
@@ -599,8 +751,9 @@ func (w *world) scenarioEvent(e *Event) error {
 			}
 			f.fail = true
 			f.end = w.now
+			f.restored = min(f.restored, w.now)
 			c := &w.containers[ci]
-			c.frozenUntil = w.now
+			c.frozenUntil, c.degradedUntil = min(c.frozenUntil, w.now), w.now
 			if c.frozenFrom > w.now {
 				c.frozenFrom = w.now
 			}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"container/heap"
 	"math"
 	"slices"
 	"testing"
@@ -194,7 +195,9 @@ func TestMigrationsTakePredictedTime(t *testing.T) {
 	sc.Events = nil
 	model := policy.DefaultCostModel()
 	// A fixed model: the refitted one would differ from the truth by rounding.
-	res, err := RunPlanner(sc, Config{Model: model, FixedModel: true}, &ThresholdRebalancer{Config: ThresholdConfig{High: 0.5, Low: 0.45, MaxMovesPerInterval: 3}})
+	// One move at a time: concurrent transfers share their link, which the prediction
+	// made when each starts cannot know (TestConcurrentMigrationsShareTheLink).
+	res, err := RunPlanner(sc, Config{Model: model, FixedModel: true}, &ThresholdRebalancer{Config: ThresholdConfig{High: 0.5, Low: 0.45, MaxMovesPerInterval: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +374,8 @@ func TestInFlightHeldOnce(t *testing.T) {
 }
 
 // TestConcurrentMigrationsShareTheLink checks that a second migration started on a link
-// while one is on it gets half its bandwidth.
+// while one is on it is predicted with half its bandwidth, as policy.Evaluate predicts it
+// (what it really gets: TestTransfersShareTheLink).
 func TestConcurrentMigrationsShareTheLink(t *testing.T) {
 	sc := loadSmall(t)
 	sc.Migration.Noise = 0
@@ -513,5 +517,175 @@ func TestDecisionsGoThroughCommit(t *testing.T) {
 	if r := w.ledger.Migrations[0]; r.Container != c || r.From != from || r.To != other || r.State != policy.StateCompleted ||
 		r.End.IsZero() || r.Downtime <= 0 {
 		t.Errorf("ledger record %+v", r)
+	}
+}
+
+// startPostCopy starts container ci's migration to node to by post-copy, through
+// policy.Commit as decide does.
+func startPostCopy(t *testing.T, w *world, ci, to int) *flight {
+	t.Helper()
+	w.updateView()
+	d := policy.Decision{Container: w.containers[ci].spec.Name, From: w.nodes[w.containers[ci].node].spec.Name,
+		To: w.nodes[to].spec.Name, Cost: policy.Prediction{Method: policy.MethodPostCopy}}
+	committed, refused := policy.Commit(w.view, w.commitPolicy(), w.ledger, []policy.Decision{d}, w.at())
+	if len(committed) != 1 || committed[0].Record.Method != policy.MethodPostCopy {
+		t.Fatalf("%s to %s: committed %+v, refused %+v", d.Container, d.To, committed, refused)
+	}
+	w.start(ci, to, committed[0].Record)
+	return w.flights[ci]
+}
+
+// TestPostCopyMigration checks the simulator's post-copy method: the container is frozen
+// for the model's fixed freeze, then runs with its users counted over the SLO while its
+// pages arrive at the link's speed; its capacity stays held on both nodes, once, until
+// every page is there; a failure of the target while pages arrive rolls it back to the
+// source's complete copy, a failure of the source loses it with the node.
+func TestPostCopyMigration(t *testing.T) {
+	setup := func() (*world, int, int) {
+		sc := loadSmall(t)
+		sc.Migration.Noise, sc.Migration.FailureRate = 0, 0
+		model := policy.DefaultCostModel()
+		model.PostCopy.Enabled = true
+		w := newWorld(sc, &Config{Model: model}, NoMigration{})
+		w.refresh()
+		ci := slices.IndexFunc(w.containers, func(c simContainer) bool { return len(c.users) > 0 })
+		to := (w.containers[ci].node + 1) % len(w.nodes)
+		return w, ci, to
+	}
+	w, ci, to := setup()
+	c := &w.containers[ci]
+	from := c.node
+	f := startPostCopy(t, w, ci, to)
+	a, b := w.nodes[from].site, w.nodes[to].site
+	want := w.truth.PredictPostCopy(c.memBytes, w.net.bw[a][b], w.net.rtt[a][b])
+	if !f.post || f.restored-f.freeze != want.Downtime || want.Pages <= 0 {
+		t.Fatalf("flight frozen %v, want %v", f.restored-f.freeze, want.Downtime)
+	}
+	stop := w.truth.Predict(c.memBytes, w.net.bw[a][b], w.net.rtt[a][b])
+	if c.memBytes >= policy.GiB && want.Downtime >= stop.Downtime {
+		t.Errorf("post-copy freeze %v not below stop-and-copy's %v for %d MiB", want.Downtime, stop.Downtime, c.memBytes>>20)
+	}
+	// While the pages arrive: available, degraded, its users over the SLO, held on both.
+	runFlights(w, f.restored+want.Pages/2)
+	w.fresh = -1
+	w.refresh()
+	if !w.available(ci) || !w.degraded(ci) {
+		t.Fatalf("while pages arrive: available %v, degraded %v", w.available(ci), w.degraded(ci))
+	}
+	onTo := c.cpu
+	for k := range w.containers {
+		if w.containers[k].node == to {
+			onTo += w.containers[k].cpu
+		}
+	}
+	if got := w.nodes[to].cpu; math.Abs(got-onTo) > 1e-9 {
+		t.Errorf("target load %v while pages arrive, want %v (held once)", got, onTo)
+	}
+	w.rec.sample()
+	if s := w.rec.samples[len(w.rec.samples)-1]; s.Violations < len(c.users) {
+		t.Errorf("sample while degraded: %d violations, want at least its %d users", s.Violations, len(c.users))
+	}
+	runFlights(w, f.restored+want.Pages)
+	if f.degraded() != want.Pages {
+		t.Errorf("degraded %v, want %v", f.degraded(), want.Pages)
+	}
+	if c.node != to || w.degraded(ci) {
+		t.Fatalf("after the pages: on node %d (want %d), degraded %v", c.node, to, w.degraded(ci))
+	}
+	r := w.ledger.Migrations[0]
+	if r.State != policy.StateCompleted || r.Downtime != want.Downtime || r.Method != policy.MethodPostCopy {
+		t.Errorf("ledger record %+v: want completed by post-copy, downtime %v", r, want.Downtime)
+	}
+	if m := w.rec.migs[0]; m.Method != policy.MethodPostCopy || m.Degraded != want.Pages {
+		t.Errorf("migration log %+v", m)
+	}
+
+	for _, failed := range []string{"target", "source"} {
+		w, ci, to := setup()
+		c := &w.containers[ci]
+		from := c.node
+		f := startPostCopy(t, w, ci, to)
+		runFlights(w, f.restored+time.Millisecond)
+		if f.phase != phaseTransfer {
+			t.Fatalf("%s: a millisecond after the restore the pages are not arriving (phase %d)", failed, f.phase)
+		}
+		node := to
+		if failed == "source" {
+			node = from
+		}
+		if err := w.scenarioEvent(&Event{Type: EventNodeFailure, Node: w.nodes[node].spec.Name}); err != nil {
+			t.Fatal(err)
+		}
+		if c.node != from || w.flights[ci] != nil || w.degraded(ci) {
+			t.Fatalf("%s failed while pages arrived: container on %d (want the source %d), flight %v", failed, c.node, from, w.flights[ci])
+		}
+		if got, want := w.available(ci), failed == "target"; got != want {
+			t.Errorf("%s failed while pages arrived: available %v, want %v", failed, got, want)
+		}
+		if st := w.ledger.Migrations[0].State; st != policy.StateRolledBack {
+			t.Errorf("%s failed: ledger state %s, want rolled-back", failed, st)
+		}
+	}
+}
+
+// runFlights handles the world's migration events up to until, and sets the clock there.
+func runFlights(w *world, until time.Duration) {
+	for w.queue.Len() > 0 && w.queue[0].at <= until {
+		e := heap.Pop(&w.queue).(event)
+		w.now = e.at
+		if f := w.flights[e.index]; e.kind == evMigrationEnd && f != nil && f.ver == e.ver {
+			w.step(f)
+		}
+	}
+	w.now = until
+}
+
+// TestTransfersShareTheLink checks that transfers on one link share its bandwidth for as
+// long as they overlap: two equal migrations started together each send at half the
+// link's speed, and a third started later slows the first two down while it sends.
+func TestTransfersShareTheLink(t *testing.T) {
+	sc := loadSmall(t)
+	sc.Migration.Noise, sc.Migration.FailureRate = 0, 0
+	w := newWorld(sc, &Config{Model: policy.DefaultCostModel()}, NoMigration{})
+	w.refresh()
+	var same []int
+	for ci := range w.containers {
+		if w.sc.Nodes[w.containers[ci].node].Site == "a" && w.containers[ci].memBytes == w.containers[0].memBytes {
+			same = append(same, ci)
+		}
+	}
+	to := slices.IndexFunc(w.nodes, func(n simNode) bool { return n.spec.Site == "b" })
+	if len(same) < 3 || to < 0 {
+		t.Fatal("small scenario lacks three equal containers on site a and a node on site b")
+	}
+	a, b := w.nodes[w.containers[same[0]].node].site, w.nodes[to].site
+	alone := w.truth.Predict(w.containers[same[0]].memBytes, w.net.bw[a][b], w.net.rtt[a][b])
+	send := alone.Transfer - w.net.rtt[a][b] // the image at the link's full speed
+	startMigration(t, w, same[0], to)
+	startMigration(t, w, same[1], to)
+	f0, f1 := w.flights[same[0]], w.flights[same[1]]
+	runFlights(w, f0.freeze+alone.Checkpoint+send/2)
+	// Halfway through the first's time alone, a third starts; it sends from after its
+	// checkpoint on.
+	startMigration(t, w, same[2], to)
+	f2 := w.flights[same[2]]
+	runFlights(w, f0.start+time.Hour)
+	if w.flights[same[0]] != nil || w.flights[same[1]] != nil || w.flights[same[2]] != nil {
+		t.Fatal("migrations still in flight after an hour")
+	}
+	near := func(got, want time.Duration) bool { return got > want-time.Millisecond && got < want+time.Millisecond }
+	// The three send 3 images' worth over the link; the first two started together and
+	// are alike, so they end together, the third last.
+	if f0.downtime() != f1.downtime() {
+		t.Errorf("equal migrations started together: downtimes %v and %v", f0.downtime(), f1.downtime())
+	}
+	if f0.downtime() <= alone.Downtime+send/2 || f0.downtime() >= alone.Downtime+2*send {
+		t.Errorf("first downtime %v: want slower than alone %v by more than half a transfer, less than two", f0.downtime(), alone.Downtime)
+	}
+	// The link never idles while any of them sends: the last byte goes out 3 images'
+	// time after the first send began.
+	lastSent := f2.restored - alone.Restore - w.net.rtt[a][b]
+	if firstSend := f0.freeze + alone.Checkpoint; !near(lastSent-firstSend, 3*send) {
+		t.Errorf("the link carried 3 images in %v, want %v (shared, never idle)", lastSent-firstSend, 3*send)
 	}
 }

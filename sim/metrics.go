@@ -46,6 +46,10 @@ type MigrationLog struct {
 	End       time.Duration `json:"end"`
 	Predicted time.Duration `json:"predictedDowntime"`
 	Downtime  time.Duration `json:"downtime"`
+	// Method is "post-copy" for a post-copy migration (empty: stop-and-copy); Degraded
+	// is how long its container ran while its pages arrived.
+	Method    string        `json:"method,omitempty"`
+	Degraded  time.Duration `json:"degraded,omitempty"`
 	Bytes     int64         `json:"bytes"`
 	Completed bool          `json:"completed"`
 }
@@ -63,7 +67,11 @@ type Summary struct {
 	// DowntimeS is the total downtime of migrations; MaxDowntimeS the longest.
 	DowntimeS    float64 `json:"downtimeS"`
 	MaxDowntimeS float64 `json:"maxDowntimeS"`
-	BytesMoved   int64   `json:"bytesMoved"`
+	// PostCopy counts the post-copy migrations; DegradedS is the time their containers
+	// ran while their pages arrived (their users count as over the SLO meanwhile).
+	PostCopy   int     `json:"postCopy,omitempty"`
+	DegradedS  float64 `json:"degradedS,omitempty"`
+	BytesMoved int64   `json:"bytesMoved"`
 	// MeanImbalance is the mean over samples of the utilisation standard deviation.
 	MeanImbalance float64 `json:"meanImbalance"`
 	// OverloadedNodeMinutes is the time nodes spent above overloadAbove.
@@ -214,7 +222,11 @@ func (r *recorder) finished(f *flight, completed bool) {
 		}
 	}
 	m.End = r.w.now
-	m.Downtime = max(0, f.end-f.freeze)
+	m.Downtime = f.downtime()
+	m.Degraded = f.degraded()
+	if f.post {
+		m.Method = policy.MethodPostCopy
+	}
 	m.Completed = completed
 	r.cur.DowntimeS += m.Downtime.Seconds()
 	r.cur.BytesMoved += m.Bytes
@@ -294,6 +306,12 @@ func (r *recorder) sample() {
 			s.Violations += len(c.users)
 			continue
 		}
+		if w.degraded(ci) {
+			// Pages still arriving by post-copy: every first touch waits for the link.
+			s.Users += len(c.users)
+			s.Violations += len(c.users)
+			continue
+		}
 		u := math.Min(n.cpu/n.spec.CPU, lat.MaxUtil)
 		base := lat.AccessMs + lat.ServiceMs/(1-u)
 		row := w.net.rttM[n.site]
@@ -339,6 +357,10 @@ func (r *recorder) finish() {
 			sum.RolledBack++
 		}
 		sum.DowntimeS += m.Downtime.Seconds()
+		sum.DegradedS += m.Degraded.Seconds()
+		if m.Method == policy.MethodPostCopy {
+			sum.PostCopy++
+		}
 		sum.MaxDowntimeS = math.Max(sum.MaxDowntimeS, m.Downtime.Seconds())
 		sum.BytesMoved += m.Bytes
 	}

@@ -17,6 +17,7 @@ var (
 	suiteSeeds  = flag.String("suite.seeds", "", "TestSuiteReport: comma-separated seeds (default: each scenario's own)")
 	suitePolicy = flag.String("suite.policy", "", "TestSuiteReport: policy file (default: the built-in policy)")
 	suiteFixed  = flag.Bool("suite.fixedmodel", false, "TestSuiteReport: do not refit the cost model during runs")
+	suitePost   = flag.Bool("suite.postcopy", false, "TestSuiteReport: the modelled clusters offer post-copy as well as stop-and-copy")
 )
 
 // TestSuiteReport prints the suite table the README's figures come from:
@@ -50,7 +51,9 @@ func TestSuiteReport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rows, err := RunSuite(scs, Config{Policy: pol, Model: policy.DefaultCostModel(), FixedModel: *suiteFixed}, nil, seeds)
+	model := policy.DefaultCostModel()
+	model.PostCopy.Enabled = *suitePost
+	rows, err := RunSuite(scs, Config{Policy: pol, Model: model, FixedModel: *suiteFixed}, nil, seeds)
 	if err != nil {
 		t.Fatal(err)
 	}

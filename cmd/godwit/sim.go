@@ -88,8 +88,8 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := newFlagSet("sim", stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: godwit sim [--scenario FILE] [--policy FILE] [--out DIR] [--arms LIST] [--seed N]")
-		fmt.Fprintln(stderr, "       godwit sim suite [--policy FILE] [--seeds N,N,...] [--arms LIST] [--json] [--out DIR] [DIR]")
+		fmt.Fprintln(stderr, "usage: godwit sim [--scenario FILE] [--policy FILE] [--out DIR] [--arms LIST] [--seed N] [--post-copy]")
+		fmt.Fprintln(stderr, "       godwit sim suite [--policy FILE] [--seeds N,N,...] [--arms LIST] [--json] [--out DIR] [--post-copy] [DIR]")
 		fmt.Fprintln(stderr, "       godwit sim sweep [--scenario FILE] [--policy FILE] [--param PATH=V1,V2,...]... [--objective slo|migrations|downtime|balanced] [--workers N] [--out DIR]")
 		fs.PrintDefaults()
 	}
@@ -98,6 +98,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "godwit-sim", "directory for the report, CSV and JSON outputs")
 	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold, lownode, follow")
 	seed := fs.String("seed", "", "override the scenario's random seed")
+	postCopy := fs.Bool("post-copy", false, "the modelled cluster offers post-copy migration as well as stop-and-copy")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -122,6 +123,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	cfg := sim.Config{
 		Policy: pol, Model: policy.DefaultCostModel(), KeepNodeSeries: len(sc.Nodes) <= 200,
 	}
+	cfg.Model.PostCopy.Enabled = *postCopy
 	results, err := sim.Run(sc, cfg, strings.Split(*arms, ","))
 	if errors.Is(err, sim.ErrUnknownArm) {
 		return asUsage(err)
@@ -265,6 +267,7 @@ func runSimSuite(args []string, stdout, stderr io.Writer) error {
 	arms := fs.String("arms", strings.Join(sim.DefaultArms, ","), "arms to run: policy, none, threshold, lownode, follow")
 	asJSON := fs.Bool("json", false, "print the rows as JSON instead of a table")
 	out := fs.String("out", "", "also write suite.json, suite.txt and suite.html (the suite page) to this directory")
+	postCopy := fs.Bool("post-copy", false, "the modelled clusters offer post-copy migration as well as stop-and-copy")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -305,7 +308,9 @@ func runSimSuite(args []string, stdout, stderr io.Writer) error {
 		}
 		polName = *policyPath
 	}
-	rows, err := sim.RunSuite(scs, sim.Config{Policy: pol, Model: policy.DefaultCostModel()}, strings.Split(*arms, ","), seeds)
+	model := policy.DefaultCostModel()
+	model.PostCopy.Enabled = *postCopy
+	rows, err := sim.RunSuite(scs, sim.Config{Policy: pol, Model: model}, strings.Split(*arms, ","), seeds)
 	if errors.Is(err, sim.ErrUnknownArm) {
 		return asUsage(err)
 	}

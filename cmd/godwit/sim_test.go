@@ -45,6 +45,7 @@ spec:
 	}{
 		{"a directory", []string{"sim", "suite", "--seeds", "1,2", dir}, exitOK, []string{"SLO / best baseline", "tiny", "threshold"}},
 		{"json", []string{"sim", "suite", "--json", dir}, exitOK, []string{`"scenario": "tiny"`}},
+		{"post-copy offered", []string{"sim", "suite", "--post-copy", dir}, exitOK, []string{"post-copy degraded s", "tiny"}},
 		{"suite page", []string{"sim", "suite", "--out", filepath.Join(dir, "out"), dir}, exitOK, []string{"suite page: "}},
 		{"bad seeds", []string{"sim", "suite", "--seeds", "one", dir}, exitUsage, []string{"--seeds"}},
 		{"bad scenario", []string{"sim", "suite", bad}, exitUsage, []string{"bad.yaml:4:"}},
