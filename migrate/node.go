@@ -70,6 +70,9 @@ type NodeConfig struct {
 	// "source-after-restore" (the target confirmed, nothing journaled yet),
 	// "target-streaming" (half received), "target-before-restore", "target-after-restore".
 	Fault func(point string) error
+	// LoopbackAddr is the loopback address post-copy page servers and relays listen on
+	// (never reachable from other hosts: the pages cross nodes over TLS). Default 127.0.0.1.
+	LoopbackAddr string
 }
 
 // Transfer is one checkpoint stream as its source saw it.
@@ -164,6 +167,7 @@ type Node struct {
 	moving  map[string]string     // workload → the migration moving it from here
 	handler sync.WaitGroup
 	bg      sync.WaitGroup
+	pc      postcopyState
 }
 
 // NewNode opens the node's journal and returns the service; call Listen and Start.
@@ -330,7 +334,13 @@ func (n *Node) serve(raw net.Conn) {
 		n.answer(conn, errorResponse(fmt.Errorf("%w: %v", ErrRefused, err)))
 		return
 	}
-	resp, err := n.handle(n.ctx, peer, &req, br, dc)
+	var resp response
+	if req.Op == opPages {
+		// The page stream answers when it ends; until then the connection carries pages.
+		resp, err = n.servePages(n.ctx, peer, &req, br, dc, conn)
+	} else {
+		resp, err = n.handle(n.ctx, peer, &req, br, dc)
+	}
 	if err != nil {
 		lvl := slog.LevelWarn
 		if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrUnsafeStream) {
@@ -386,6 +396,14 @@ func (n *Node) handle(ctx context.Context, peer pki.Identity, req *request, body
 		fence := peer.Role == pki.RoleServer || peer.Role == pki.RoleOperator
 		st, err := n.resolve(ctx, req.MigrationID, req.Outcome, fence)
 		return response{Status: &st}, err
+	case opPulled:
+		// Not under the migration's lock: the transfer settles under it meanwhile.
+		e, ok := n.journal.Get(req.MigrationID)
+		if !ok || !peer.IsNode() || e.Side != SideTarget || e.Source != peer.Node {
+			return response{}, fmt.Errorf("%w: %s is not the source of migration %s", ErrUnauthorized, peer, req.MigrationID)
+		}
+		dc.setTimeout(n.cfg.RestoreTimeout)
+		return n.pulled(ctx, e)
 	case opPreflight, opHasImage, opImage, opPrepare, opStream, opRestore:
 		if !peer.IsNode() {
 			return response{}, fmt.Errorf("%w: %s is not a node; only a migration's source node may send %s", ErrUnauthorized, peer, req.Op)
@@ -416,6 +434,9 @@ func (n *Node) handle(ctx context.Context, peer pki.Identity, req *request, body
 			return n.receiveCheckpoint(ctx, e, req, body)
 		case opRestore:
 			dc.setTimeout(n.cfg.RestoreTimeout)
+			if req.Method == MethodPostCopy {
+				return n.restoreLazy(ctx, e, req)
+			}
 			return n.restore(ctx, e)
 		}
 	}

@@ -67,7 +67,12 @@ type Report struct {
 	// certificate checks): the protocol's authentication overhead.
 	Connections      int     `json:"connections"`
 	HandshakeSeconds float64 `json:"handshakeSeconds"`
-	Result           string  `json:"result"`
+	// Post-copy: the memory left to the page server, the time from the target's resumption
+	// until every page arrived, and the target's count of fetched pages.
+	LazyBytes    int64      `json:"lazyBytes,omitempty"`
+	PagesSeconds float64    `json:"pagesSeconds,omitempty"`
+	Lazy         *LazyCount `json:"lazy,omitempty"`
+	Result       string     `json:"result"`
 	RolledBack       bool    `json:"rolledBack"`
 	Error            string  `json:"error,omitempty"`
 }
