@@ -73,8 +73,8 @@ type Report struct {
 	PagesSeconds float64    `json:"pagesSeconds,omitempty"`
 	Lazy         *LazyCount `json:"lazy,omitempty"`
 	Result       string     `json:"result"`
-	RolledBack       bool    `json:"rolledBack"`
-	Error            string  `json:"error,omitempty"`
+	RolledBack   bool       `json:"rolledBack"`
+	Error        string     `json:"error,omitempty"`
 }
 
 // Phase returns the duration of the named phase (0 if it did not run).
