@@ -116,6 +116,9 @@ func (d *DockerRuntime) CheckPostCopy(ctx context.Context) error {
 type LazyDump struct {
 	// LazyPages is the number of pages the dump left to the page server.
 	LazyPages int64
+	// Started is when runc was started: the freeze cannot begin earlier (what comes
+	// before, such as switching off the restart policy, leaves the workload running).
+	Started time.Time
 	work      string
 	done      chan struct{}
 	err       error
@@ -188,6 +191,7 @@ func (d *DockerRuntime) CheckpointLazy(ctx context.Context, id, dir, pageServer 
 	cmd.Stdout, cmd.Stderr = &lockedWriter{b: out}, &lockedWriter{b: out}
 	cmd.ExtraFiles = []*os.File{statusW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		undo()
 		status.Close()
@@ -195,7 +199,7 @@ func (d *DockerRuntime) CheckpointLazy(ctx context.Context, id, dir, pageServer 
 		return nil, fmt.Errorf("migrate: runc checkpoint: %w", err)
 	}
 	statusW.Close()
-	l := &LazyDump{work: work, done: make(chan struct{}), output: out}
+	l := &LazyDump{Started: started, work: work, done: make(chan struct{}), output: out}
 	go func() {
 		err := cmd.Wait()
 		if err != nil {

@@ -183,6 +183,7 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 	rep.CheckpointBytes = DirSize(m.e.CheckpointDir)
 	rep.add(PhaseCheckpoint, time.Since(frozen), rep.CheckpointBytes)
 	if err == nil {
+		frozen = dump.Started
 		m.e.LazyPages = dump.LazyPages
 		rep.LazyBytes = dump.LazyPages * pageSize
 		err = n.put(&m.e, PhaseFrozen, nil)
@@ -364,7 +365,8 @@ func (n *Node) finishLazy(id string, lr *LazyRestore, relay *pageRelay, t *lazyT
 	if cause == nil && relay.err != nil {
 		cause = fmt.Errorf("page relay: %w", relay.err)
 	}
-	if cause == nil && !count.Complete() {
+	nothingLazy := e.LazyPages == 0 && count.Found == 0 && count.Total == 0
+	if cause == nil && !count.Complete() && !nothingLazy {
 		cause = fmt.Errorf("the lazy-pages daemon did not place every page: %v", count)
 	}
 	if cause == nil && count.Found != e.LazyPages {
