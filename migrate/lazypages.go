@@ -119,10 +119,10 @@ type LazyDump struct {
 	// Started is when runc was started: the freeze cannot begin earlier (what comes
 	// before, such as switching off the restart policy, leaves the workload running).
 	Started time.Time
-	work      string
-	done      chan struct{}
-	err       error
-	output    *strings.Builder
+	work    string
+	done    chan struct{}
+	err     error
+	output  *strings.Builder
 }
 
 // Wait waits until the page server (and the dump) ended, at most until ctx ends, and
