@@ -398,6 +398,16 @@ func (l *LazyRestore) Wait(ctx context.Context) (LazyCount, error) {
 	return c, nil
 }
 
+// Exited reports whether the lazy-pages daemon has ended.
+func (l *LazyRestore) Exited() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Kill ends the lazy-pages daemon (fault injection, and a target giving up).
 func (l *LazyRestore) Kill() {
 	if l.cmd.Process != nil {
@@ -449,20 +459,9 @@ func (d *DockerRuntime) RestoreLazy(ctx context.Context, p Prepared, pageServer 
 		<-l.done
 		return nil, err
 	}
-	// The restore hands the tasks' userfaultfds to the daemon through its socket.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		select {
-		case <-l.done:
-			return fail(fmt.Errorf("migrate: criu lazy-pages ended before it listened: %v%s", l.err, criuLogTail(log)))
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("migrate: criu lazy-pages did not listen within 30s%s", criuLogTail(log)))
-		}
-	}
+	// The restore hands the tasks' userfaultfds to the daemon through its socket in the
+	// work directory; godwit-runc waits for it, so the daemon starts while Docker and
+	// containerd prepare the restore.
 	name := "godwit-" + shortID(filepath.Base(p.CheckpointDir))
 	cpDir := filepath.Join(d.cfg.DataRoot, "containers", info.ID, "checkpoints", name)
 	_ = os.RemoveAll(cpDir)
@@ -475,6 +474,9 @@ func (d *DockerRuntime) RestoreLazy(ctx context.Context, p Prepared, pageServer 
 	err = d.cfg.Client.ContainerStart(ctx, info.ID, container.StartOptions{CheckpointID: name})
 	_ = os.RemoveAll(cpDir)
 	if err != nil {
+		if l.Exited() {
+			err = fmt.Errorf("%w; the lazy-pages daemon had ended: %v%s", err, l.err, criuLogTail(log))
+		}
 		return fail(fmt.Errorf("migrate: lazy restore of %s failed: %w%s", strings.TrimPrefix(info.Name, "/"), err, criuLogTail(filepath.Join(dir, "restore.log"))))
 	}
 	return l, nil

@@ -71,7 +71,8 @@ type NodeConfig struct {
 	// "target-streaming" (half received), "target-before-restore", "target-after-restore".
 	Fault func(point string) error
 	// LoopbackAddr is the loopback address post-copy page servers and relays listen on
-	// (never reachable from other hosts: the pages cross nodes over TLS). Default 127.0.0.1.
+	// (never reachable from other hosts: the pages cross nodes over TLS). Default: the
+	// node's listening address when it is a loopback one, else 127.0.0.1.
 	LoopbackAddr string
 }
 
@@ -85,7 +86,10 @@ type Transfer struct {
 // FaultPoints are the points NodeConfig.Fault is called at, in the order a migration
 // reaches them.
 var FaultPoints = []string{"source-during-checkpoint", "source-after-checkpoint", "source-streaming", "target-streaming",
-	"target-before-restore", "target-after-restore", "source-after-restore"}
+	"target-before-restore", "target-after-restore", "source-after-restore",
+	// post-copy only: the target copy restored, before its verify; the source once the
+	// target runs the workload while its pages arrive.
+	"target-lazy-restored", "source-pulling"}
 
 // ValidID reports whether id can be a migration ID (it names files on every node).
 func ValidID(id string) bool { return validID(id) }

@@ -235,10 +235,20 @@ func (n *Node) servePages(ctx context.Context, peer pki.Identity, req *request, 
 	return response{Bytes: r.In.Load()}, nil
 }
 
-// loopback is the address local page servers and relays listen on.
+// loopback is the address local page servers and relays listen on: LoopbackAddr, else the
+// node's own listening address when that is a loopback one (several nodes on one host),
+// else 127.0.0.1.
 func (n *Node) loopback() string {
 	if n.cfg.LoopbackAddr != "" {
 		return n.cfg.LoopbackAddr
+	}
+	n.mu.Lock()
+	ln := n.ln
+	n.mu.Unlock()
+	if ln != nil {
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+			return a.IP.String()
+		}
 	}
 	return "127.0.0.1"
 }

@@ -250,6 +250,9 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 	if err := n.put(&m.e, PhasePulling, nil); err != nil {
 		return m.settleAfterLostAnswer(ctx, frozen, err)
 	}
+	if err := n.fault("source-pulling"); err != nil {
+		return m.settleAfterLostAnswer(ctx, frozen, err)
+	}
 
 	// The target runs the workload; its memory arrives. Wait for the target's verdict.
 	resp, err = tc.call(ctx, request{Op: opPulled}, nil, n.cfg.RestoreTimeout)
