@@ -202,6 +202,7 @@ func (d *DockerRuntime) CheckpointLazy(ctx context.Context, id, dir, pageServer 
 	l := &LazyDump{Started: started, work: work, done: make(chan struct{}), output: out}
 	go func() {
 		err := cmd.Wait()
+		undo()
 		if err != nil {
 			l.err = fmt.Errorf("migrate: runc checkpoint --lazy-pages of %s: %v: %s%s", info.Name, err, strings.TrimSpace(out.String()), criuLogTail(filepath.Join(work, "dump.log")))
 		}
@@ -243,26 +244,35 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // annotateCRIUConfig makes runc pass conf to CRIU for container id: runc takes the file from
-// the org.criu.config annotation in its state, which Docker 20.10 cannot set. undo puts the
-// state back as it was.
+// the org.criu.config annotation in its state, which Docker 20.10 cannot set. undo takes the
+// annotation out again (from the state as it is then: runc may have rewritten it).
 func (d *DockerRuntime) annotateCRIUConfig(id, conf string) (undo func(), err error) {
 	p := filepath.Join(d.cfg.RuncRoot, id, "state.json")
-	orig, err := os.ReadFile(p)
-	if err != nil {
+	if err := rewriteRuncLabels(p, conf); err != nil {
 		return nil, fmt.Errorf("migrate: post-copy: runc state of %s: %w", id, err)
 	}
+	return func() { _ = rewriteRuncLabels(p, "") }, nil
+}
+
+// rewriteRuncLabels sets the org.criu.config label of the runc state file p to conf, or
+// removes it when conf is empty.
+func rewriteRuncLabels(p, conf string) error {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
 	var st map[string]json.RawMessage
-	if err := json.Unmarshal(orig, &st); err != nil {
-		return nil, fmt.Errorf("migrate: post-copy: runc state of %s: %w", id, err)
+	if err := json.Unmarshal(b, &st); err != nil {
+		return err
 	}
 	var cfg map[string]json.RawMessage
 	if err := json.Unmarshal(st["config"], &cfg); err != nil {
-		return nil, fmt.Errorf("migrate: post-copy: runc config of %s: %w", id, err)
+		return err
 	}
 	var labels []string
 	if raw, ok := cfg["labels"]; ok {
 		if err := json.Unmarshal(raw, &labels); err != nil {
-			return nil, fmt.Errorf("migrate: post-copy: runc labels of %s: %w", id, err)
+			return err
 		}
 	}
 	kept := labels[:0:0]
@@ -271,29 +281,26 @@ func (d *DockerRuntime) annotateCRIUConfig(id, conf string) (undo func(), err er
 			kept = append(kept, l)
 		}
 	}
-	kept = append(kept, criuConfigAnnotation+"="+conf)
+	if conf == "" && len(kept) == len(labels) {
+		return nil
+	}
+	if conf != "" {
+		kept = append(kept, criuConfigAnnotation+"="+conf)
+	}
 	if cfg["labels"], err = json.Marshal(kept); err != nil {
-		return nil, err
+		return err
 	}
 	if st["config"], err = json.Marshal(cfg); err != nil {
-		return nil, err
+		return err
 	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return nil, err
+	if b, err = json.Marshal(st); err != nil {
+		return err
 	}
-	write := func(b []byte) error {
-		tmp := p + ".godwit"
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
-			return err
-		}
-		return os.Rename(tmp, p)
+	tmp := p + ".godwit"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
 	}
-	if err := write(b); err != nil {
-		return nil, fmt.Errorf("migrate: post-copy: runc state of %s: %w", id, err)
-	}
-	var once sync.Once
-	return func() { once.Do(func() { _ = write(orig) }) }, nil
+	return os.Rename(tmp, p)
 }
 
 var (

@@ -98,3 +98,27 @@ func TestDumpLazyPages(t *testing.T) {
 		t.Fatal("a log without the pagemap summary must be an error, not zero lazy pages")
 	}
 }
+
+// runc reads the CRIU config file from the org.criu.config label in its state; godwit sets it
+// for one checkpoint and takes it out again, leaving the rest of the state as it was.
+func TestRewriteRuncLabels(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.json")
+	orig := `{"id":"c1","init_process_pid":42,"config":{"rootfs":"/r","labels":["bundle=/b","org.criu.config=/old"]}}`
+	if err := os.WriteFile(p, []byte(orig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewriteRuncLabels(p, "/w/criu.conf"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if !strings.Contains(string(b), `"labels":["bundle=/b","org.criu.config=/w/criu.conf"]`) || !strings.Contains(string(b), `"init_process_pid":42`) || !strings.Contains(string(b), `"rootfs":"/r"`) {
+		t.Fatalf("annotated state: %s", b)
+	}
+	if err := rewriteRuncLabels(p, ""); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(p)
+	if !strings.Contains(string(b), `"labels":["bundle=/b"]`) {
+		t.Fatalf("state after undo: %s", b)
+	}
+}

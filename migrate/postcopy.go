@@ -279,6 +279,12 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 		_ = n.put(&m.e, PhaseInDoubt, err)
 		return err
 	}
+	// The page server has lost its client; let the dump end before its container goes.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	if err := dump.Wait(wctx); err != nil {
+		m.log.Warn("post-copy dump ended with an error after a complete transfer (not a commit signal either way)", "err", err)
+	}
+	cancel()
 	return m.commit(ctx)
 }
 

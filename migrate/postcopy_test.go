@@ -3,6 +3,8 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -131,6 +133,32 @@ func TestDockerPostCopy(t *testing.T) {
 		})
 		rep, err := n2.migrate(ctx, "wpc", n1, migrate.Order{Method: migrate.MethodPostCopy})
 		n1.setFault(nil)
+		if !errors.Is(err, migrate.ErrRolledBack) {
+			t.Fatalf("err = %v, want ErrRolledBack (report %+v)", err, rep)
+		}
+		t.Logf("error: %v", err)
+		sameWorkload(t, before, n2.state(t, "wpc"))
+		if r, _ := n2.containers(t); r != 1 {
+			t.Fatalf("source runs %d containers, want 1", r)
+		}
+		if _, all := n1.containers(t); all != 0 {
+			t.Fatalf("target kept %d containers", all)
+		}
+	})
+
+	t.Run("page stream cut after the target resumed: target copy removed, source resumes intact", func(t *testing.T) {
+		before := n2.state(t, "wpc")
+		// Every connection through the proxy is cut after 16 MiB from the source: only the
+		// page stream gets that far (the image is present, the checkpoint is ~100 KiB).
+		cut := proxy(t, "127.0.104.5:0", n1.endpoint, func(c, u net.Conn) {
+			go func() {
+				io.Copy(u, io.LimitReader(c, 16<<20))
+				c.Close()
+				u.Close()
+			}()
+			io.Copy(c, u)
+		})
+		rep, err := n2.node.Migrate(ctx, migrate.Order{Workload: "wpc", TargetNode: n1.name, TargetAddr: cut, Method: migrate.MethodPostCopy})
 		if !errors.Is(err, migrate.ErrRolledBack) {
 			t.Fatalf("err = %v, want ErrRolledBack (report %+v)", err, rep)
 		}
