@@ -274,9 +274,9 @@ func (s *sourcePages) wait(ctx context.Context) error {
 
 // startPages opens the page stream of migration e to its target and joins it with the page
 // server at pageServer.
-func (n *Node) startPages(ctx context.Context, e *Entry, pageServer string) (*sourcePages, error) {
-	c := &Client{TLS: n.cfg.TLS, DialTimeout: n.cfg.DialTimeout, IOTimeout: n.cfg.RestoreTimeout}
-	conn, err := c.dialNode(ctx, e.TargetAddr, e.Target)
+// c is the migration's client: its TLS session cache spares a full handshake in the freeze.
+func (n *Node) startPages(ctx context.Context, c *Client, e *Entry, pageServer string) (*sourcePages, error) {
+	conn, err := c.dialNode(ctx, e.TargetAddr, e.Target, n.cfg.RestoreTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -319,9 +319,9 @@ func (n *Node) startPages(ctx context.Context, e *Entry, pageServer string) (*so
 }
 
 // dialNode connects to the node at addr and completes the TLS handshake, expecting the
-// node name expect in its certificate.
-func (c *Client) dialNode(ctx context.Context, addr, expect string) (*tls.Conn, error) {
-	dialTimeout, ioTimeout := c.DialTimeout, c.IOTimeout
+// node name expect in its certificate; ioTimeout bounds each read and write afterwards.
+func (c *Client) dialNode(ctx context.Context, addr, expect string, ioTimeout time.Duration) (*tls.Conn, error) {
+	dialTimeout := c.DialTimeout
 	if dialTimeout == 0 {
 		dialTimeout = 10 * time.Second
 	}
@@ -336,7 +336,14 @@ func (c *Client) dialNode(ctx context.Context, addr, expect string) (*tls.Conn, 
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s unreachable: %w", addr, err)
 	}
-	conn := tls.Client(&deadlineConn{Conn: raw, timeout: ioTimeout}, c.TLS.ClientConfig(expect))
+	cfg := c.TLS.ClientConfig(expect)
+	c.mu.Lock()
+	if c.sessions == nil {
+		c.sessions = tls.NewLRUClientSessionCache(64)
+	}
+	cfg.ClientSessionCache = c.sessions
+	c.mu.Unlock()
+	conn := tls.Client(&deadlineConn{Conn: raw, timeout: ioTimeout}, cfg)
 	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	err = conn.HandshakeContext(hctx)
 	cancel()

@@ -186,7 +186,8 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 		frozen = dump.Started
 		m.e.LazyPages = dump.LazyPages
 		rep.LazyBytes = dump.LazyPages * pageSize
-		err = n.put(&m.e, PhaseFrozen, nil)
+		// Not journaled as frozen (nor streamed below): recovery treats freezing, frozen
+		// and streamed alike, and each write is an fsync inside the freeze.
 	}
 	if err == nil {
 		err = n.fault("source-after-checkpoint")
@@ -210,12 +211,9 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 	}, 5*time.Minute)
 	rep.WireBytes = wire
 	rep.add(PhaseTransfer, time.Since(t), wire)
-	if err == nil {
-		err = n.put(&m.e, PhaseStreamed, nil)
-	}
 	var pages *sourcePages
 	if err == nil {
-		pages, err = n.startPages(ctx, &m.e, m.e.PageServer)
+		pages, err = n.startPages(ctx, tc.c, &m.e, m.e.PageServer)
 	}
 	if err != nil {
 		return m.rollback(ctx, frozen, err)
