@@ -79,7 +79,7 @@ func TestMeasureDowntime(t *testing.T) {
 					downtime[k] = append(downtime[k], rep.Downtime.Seconds())
 					total[k] = append(total[k], wall.Seconds())
 					pages[k] = append(pages[k], rep.PagesSeconds)
-					t.Logf("%-13s %5d MiB %s→%s downtime %.3fs total %.2fs pages %.2fs phases %v", method, mib, src.name, dst.name, rep.Downtime.Seconds(), wall.Seconds(), rep.PagesSeconds, rep.Phases)
+					t.Logf("%-13s %5d MiB %s→%s downtime %.3fs total %.2fs pages %.2fs phases %v steps %v", method, mib, src.name, dst.name, rep.Downtime.Seconds(), wall.Seconds(), rep.PagesSeconds, rep.Phases, rep.Steps)
 				}
 			}
 		}

@@ -119,10 +119,15 @@ type LazyDump struct {
 	// Started is when runc was started: the freeze cannot begin earlier (what comes
 	// before, such as switching off the restart policy, leaves the workload running).
 	Started time.Time
-	work    string
-	done    chan struct{}
-	err     error
-	output  *strings.Builder
+	// Steps splits the time from runc's start until the page server listened, from
+	// CRIU's log: criu-start (CRIU started, probed the kernel, until it froze the
+	// container's cgroup), criu-frozen (from that freeze until the page server
+	// listened), and runc (the rest: runc and the RPC around CRIU).
+	Steps  map[string]float64
+	work   string
+	done   chan struct{}
+	err    error
+	output *strings.Builder
 }
 
 // Wait waits until the page server (and the dump) ended, at most until ctx ends, and
@@ -222,6 +227,12 @@ func (d *DockerRuntime) CheckpointLazy(ctx context.Context, id, dir, pageServer 
 		}
 		return nil, l.err
 	}
+	total := time.Since(started).Seconds()
+	if freeze, ok := logTime(filepath.Join(work, "dump.log"), "freezing cgroup"); ok {
+		if serving, ok := logTime(filepath.Join(work, "dump.log"), "Starting page server"); ok {
+			l.Steps = map[string]float64{"criu-start": freeze, "criu-frozen": serving - freeze, "runc": total - serving}
+		}
+	}
 	l.LazyPages, err = dumpLazyPages(filepath.Join(work, "dump.log"))
 	if err != nil {
 		return l, err
@@ -310,6 +321,31 @@ var (
 	pageServerOK = "Lazy pages transfer finished successfully"
 )
 
+// logTime returns the timestamp (seconds since CRIU started) of the first line of a CRIU
+// log that contains text.
+func logTime(log, text string) (float64, bool) {
+	f, err := os.Open(log)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, text) || !strings.HasPrefix(line, "(") {
+			continue
+		}
+		end := strings.IndexByte(line, ')')
+		if end < 0 {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[1:end]), 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
 // dumpLazyPages sums the lazy pages a dump announced in its log.
 func dumpLazyPages(log string) (int64, error) {
 	b, err := os.ReadFile(log)
@@ -381,10 +417,13 @@ func parseLazyLog(log string) (LazyCount, error) {
 
 // LazyRestore is a restored workload whose pages are still arriving.
 type LazyRestore struct {
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	// Steps splits the restore: docker-start (the Docker API call, which waits for
+	// containerd, runc and CRIU) and, from CRIU's log, criu-restore (CRIU's own part).
+	Steps map[string]float64
+	log   string
+	cmd   *exec.Cmd
+	done  chan struct{}
+	err   error
 }
 
 // Wait waits until the lazy-pages daemon ended and returns its count; the transfer is
@@ -478,7 +517,12 @@ func (d *DockerRuntime) RestoreLazy(ctx context.Context, p Prepared, pageServer 
 	if err := os.WriteFile(filepath.Join(cpDir, stagedMarker), []byte(dir+"\n"+lazyMarker+"\n"), 0o600); err != nil {
 		return fail(err)
 	}
+	start := time.Now()
 	err = d.cfg.Client.ContainerStart(ctx, info.ID, container.StartOptions{CheckpointID: name})
+	l.Steps = map[string]float64{"docker-start": time.Since(start).Seconds()}
+	if v, ok := logTime(filepath.Join(dir, "restore.log"), "Restore finished"); ok {
+		l.Steps["criu-restore"] = v
+	}
 	_ = os.RemoveAll(cpDir)
 	if err != nil {
 		if l.Exited() {

@@ -122,3 +122,17 @@ func TestRewriteRuncLabels(t *testing.T) {
 		t.Fatalf("state after undo: %s", b)
 	}
 }
+
+func TestLogTime(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "dump.log")
+	log := "(00.000125) Version: 4.2.1\n(00.328695) freezing cgroup /sys/fs/cgroup/freezer/x\n(00.948553) Starting page server on port 38023\n"
+	if err := os.WriteFile(f, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := logTime(f, "Starting page server"); !ok || v != 0.948553 {
+		t.Fatalf("logTime = %v, %v", v, ok)
+	}
+	if _, ok := logTime(f, "Restore finished"); ok {
+		t.Fatal("found a line that is not there")
+	}
+}

@@ -184,6 +184,9 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 	rep.add(PhaseCheckpoint, time.Since(frozen), rep.CheckpointBytes)
 	if err == nil {
 		frozen = dump.Started
+		for k, v := range dump.Steps {
+			rep.step("source-"+k, v)
+		}
 		m.e.LazyPages = dump.LazyPages
 		rep.LazyBytes = dump.LazyPages * pageSize
 		// Not journaled as frozen (nor streamed below): recovery treats freezing, frozen
@@ -245,6 +248,9 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 	if resp.ContainerID != "" {
 		rep.TargetID = resp.ContainerID
 	}
+	for k, v := range resp.Steps {
+		rep.step("target-"+k, v)
+	}
 	if err := n.put(&m.e, PhasePulling, nil); err != nil {
 		return m.settleAfterLostAnswer(ctx, frozen, err)
 	}
@@ -284,6 +290,13 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 	}
 	cancel()
 	return m.commit(ctx)
+}
+
+func (r *Report) step(name string, seconds float64) {
+	if r.Steps == nil {
+		r.Steps = map[string]float64{}
+	}
+	r.Steps[name] = seconds
 }
 
 // pageSize is the page size CRIU counts in.
@@ -348,7 +361,7 @@ func (n *Node) restoreLazy(ctx context.Context, e Entry, req *request) (response
 		defer n.bg.Done()
 		n.finishLazy(e.ID, lr, relay, t, nil)
 	}()
-	return response{ContainerID: e.LocalID, RestoreSeconds: restore.Seconds(), VerifySeconds: verify.Seconds()}, nil
+	return response{ContainerID: e.LocalID, RestoreSeconds: restore.Seconds(), VerifySeconds: verify.Seconds(), Steps: lr.Steps}, nil
 }
 
 // finishLazy waits for the lazy-pages daemon and the relay, decides whether every page

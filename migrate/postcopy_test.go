@@ -116,8 +116,8 @@ func TestDockerPostCopy(t *testing.T) {
 		if rep.LazyBytes < 100<<20 || rep.CheckpointBytes > 64<<20 {
 			t.Fatalf("expected most memory to move lazily: lazy %d bytes, image %d bytes", rep.LazyBytes, rep.CheckpointBytes)
 		}
-		t.Logf("downtime %v, image %d KiB, lazy %d MiB, all pages after %.2fs; %v; phases %v",
-			rep.Downtime, rep.CheckpointBytes>>10, rep.LazyBytes>>20, rep.PagesSeconds, rep.Lazy, rep.Phases)
+		t.Logf("downtime %v, image %d KiB, lazy %d MiB, all pages after %.2fs; %v; phases %v; steps %v",
+			rep.Downtime, rep.CheckpointBytes>>10, rep.LazyBytes>>20, rep.PagesSeconds, rep.Lazy, rep.Phases, rep.Steps)
 		if n := n1.leftovers(t) + n2.leftovers(t); n != 0 {
 			t.Fatalf("%d checkpoint files left behind", n)
 		}

@@ -72,9 +72,13 @@ type Report struct {
 	LazyBytes    int64      `json:"lazyBytes,omitempty"`
 	PagesSeconds float64    `json:"pagesSeconds,omitempty"`
 	Lazy         *LazyCount `json:"lazy,omitempty"`
-	Result       string     `json:"result"`
-	RolledBack   bool       `json:"rolledBack"`
-	Error        string     `json:"error,omitempty"`
+	// Steps split the freeze of a post-copy migration into its parts, in seconds, so the
+	// fixed cost can be attributed: source-criu-start, source-criu-frozen, source-runc
+	// (checkpoint); target-docker-start, target-criu-restore (restore).
+	Steps      map[string]float64 `json:"steps,omitempty"`
+	Result     string             `json:"result"`
+	RolledBack bool               `json:"rolledBack"`
+	Error      string             `json:"error,omitempty"`
 }
 
 // Phase returns the duration of the named phase (0 if it did not run).

@@ -107,6 +107,8 @@ type response struct {
 	Status         *Status    `json:"status,omitempty"`
 	// Lazy is a post-copy target's count of the pages it fetched.
 	Lazy *LazyCount `json:"lazy,omitempty"`
+	// Steps are sub-steps of the target's restore, in seconds (post-copy).
+	Steps map[string]float64 `json:"steps,omitempty"`
 }
 
 // Status is what one node knows of one migration: its journal entry and, from its engine,
