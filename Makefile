@@ -3,7 +3,7 @@
 GO ?= go
 BIN := bin/godwit
 
-.PHONY: all deps build test test-short bench calibrate demo vet fmt clean
+.PHONY: all deps build test test-short bench calibrate measure-postcopy demo vet fmt clean
 
 all: build
 
@@ -31,6 +31,11 @@ bench:
 # The CRIU-vs-Docker experiment (about 20 minutes): CSV and fitted lines in out/calibrate.
 calibrate: deps build
 	$(BIN) cost calibrate --out out/calibrate
+
+# Downtime of stop-and-copy against post-copy, same engines and sizes in one run (minutes):
+# medians, post-copy/stop-and-copy ratios, fixed cost and slope per method.
+measure-postcopy: deps
+	$(GO) test -count=1 -timeout 60m -run '^TestMeasureDowntime$$' -v ./migrate/ -downtime.measure $(MEASURE_FLAGS)
 
 demo: deps build
 	$(BIN) demo

@@ -83,6 +83,11 @@ type Entry struct {
 	// CheckpointDir is this node's checkpoint: the source's dump, or the target's staging.
 	CheckpointDir string `json:"checkpointDir,omitempty"`
 	Compress      bool   `json:"compress,omitempty"`
+	// Method is MethodPostCopy for a post-copy migration ("" is stop-and-copy). PageServer
+	// is the source's page server (loopback) and LazyPages the pages its dump left to it.
+	Method     string `json:"method,omitempty"`
+	PageServer string `json:"pageServer,omitempty"`
+	LazyPages  int64  `json:"lazyPages,omitempty"`
 	// TargetCommitted is set on the source once the target acknowledged the commit, and
 	// TargetAborted once it acknowledged an abort (or said it had nothing): then both
 	// journals say how the migration ended.

@@ -70,6 +70,10 @@ type NodeConfig struct {
 	// "source-after-restore" (the target confirmed, nothing journaled yet),
 	// "target-streaming" (half received), "target-before-restore", "target-after-restore".
 	Fault func(point string) error
+	// LoopbackAddr is the loopback address post-copy page servers and relays listen on
+	// (never reachable from other hosts: the pages cross nodes over TLS). Default: the
+	// node's listening address when it is a loopback one, else 127.0.0.1.
+	LoopbackAddr string
 }
 
 // Transfer is one checkpoint stream as its source saw it.
@@ -82,7 +86,10 @@ type Transfer struct {
 // FaultPoints are the points NodeConfig.Fault is called at, in the order a migration
 // reaches them.
 var FaultPoints = []string{"source-during-checkpoint", "source-after-checkpoint", "source-streaming", "target-streaming",
-	"target-before-restore", "target-after-restore", "source-after-restore"}
+	"target-before-restore", "target-after-restore", "source-after-restore",
+	// post-copy only: the target copy restored, before its verify; the source once the
+	// target runs the workload while its pages arrive.
+	"target-lazy-restored", "source-pulling"}
 
 // ValidID reports whether id can be a migration ID (it names files on every node).
 func ValidID(id string) bool { return validID(id) }
@@ -165,6 +172,7 @@ type Node struct {
 	moving  map[string]string     // workload → the migration moving it from here
 	handler sync.WaitGroup
 	bg      sync.WaitGroup
+	pc      postcopyState
 }
 
 // NewNode opens the node's journal and returns the service; call Listen and Start.
@@ -331,7 +339,13 @@ func (n *Node) serve(raw net.Conn) {
 		n.answer(conn, errorResponse(fmt.Errorf("%w: %v", ErrRefused, err)))
 		return
 	}
-	resp, err := n.handle(n.ctx, peer, &req, br, dc)
+	var resp response
+	if req.Op == opPages {
+		// The page stream answers when it ends; until then the connection carries pages.
+		resp, err = n.servePages(n.ctx, peer, &req, br, dc, conn)
+	} else {
+		resp, err = n.handle(n.ctx, peer, &req, br, dc)
+	}
 	if err != nil {
 		lvl := slog.LevelWarn
 		if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrUnsafeStream) {
@@ -387,6 +401,14 @@ func (n *Node) handle(ctx context.Context, peer pki.Identity, req *request, body
 		fence := peer.Role == pki.RoleServer || peer.Role == pki.RoleOperator
 		st, err := n.resolve(ctx, req.MigrationID, req.Outcome, fence)
 		return response{Status: &st}, err
+	case opPulled:
+		// Not under the migration's lock: the transfer settles under it meanwhile.
+		e, ok := n.journal.Get(req.MigrationID)
+		if !ok || !peer.IsNode() || e.Side != SideTarget || e.Source != peer.Node {
+			return response{}, fmt.Errorf("%w: %s is not the source of migration %s", ErrUnauthorized, peer, req.MigrationID)
+		}
+		dc.setTimeout(n.cfg.RestoreTimeout)
+		return n.pulled(ctx, e)
 	case opPreflight, opHasImage, opImage, opPrepare, opStream, opRestore:
 		if !peer.IsNode() {
 			return response{}, fmt.Errorf("%w: %s is not a node; only a migration's source node may send %s", ErrUnauthorized, peer, req.Op)
@@ -420,6 +442,9 @@ func (n *Node) handle(ctx context.Context, peer pki.Identity, req *request, body
 			return n.receiveCheckpoint(ctx, e, req, body)
 		case opRestore:
 			dc.setTimeout(n.cfg.RestoreTimeout)
+			if req.Method == MethodPostCopy {
+				return n.restoreLazy(ctx, e, req)
+			}
 			return n.restore(ctx, e)
 		}
 	}

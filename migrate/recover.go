@@ -70,7 +70,7 @@ func (n *Node) recoverSource(ctx context.Context, e *Entry) error {
 		return n.resumeSource(ctx, e, cause)
 	case PhaseCommitting:
 		return n.commitSource(ctx, e)
-	case PhaseRestoring, PhaseInDoubt:
+	case PhaseRestoring, PhaseInDoubt, PhasePulling:
 		out, err := n.settleOnce(ctx, e, cause)
 		if out == unsettled {
 			if e.Phase != PhaseInDoubt {
@@ -92,7 +92,10 @@ func (n *Node) recoverTarget(ctx context.Context, e *Entry) error {
 		// aborts (or the staging deadline removes it).
 		removeAllQuiet(e.CheckpointDir)
 		return n.put(e, PhasePrepared, errors.New("node restarted while receiving"))
-	case PhaseRestoring:
+	case PhaseRestoring, PhasePulling:
+		if e.Method == MethodPostCopy {
+			return n.recoverLazyTarget(ctx, e)
+		}
 		// The restore was cut short. Keep the copy only if it runs and answers.
 		err := n.rt.Verify(ctx, e.LocalID)
 		if err == nil {

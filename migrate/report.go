@@ -67,9 +67,18 @@ type Report struct {
 	// certificate checks): the protocol's authentication overhead.
 	Connections      int     `json:"connections"`
 	HandshakeSeconds float64 `json:"handshakeSeconds"`
-	Result           string  `json:"result"`
-	RolledBack       bool    `json:"rolledBack"`
-	Error            string  `json:"error,omitempty"`
+	// Post-copy: the memory left to the page server, the time from the target's resumption
+	// until every page arrived, and the target's count of fetched pages.
+	LazyBytes    int64      `json:"lazyBytes,omitempty"`
+	PagesSeconds float64    `json:"pagesSeconds,omitempty"`
+	Lazy         *LazyCount `json:"lazy,omitempty"`
+	// Steps split the freeze of a post-copy migration into its parts, in seconds, so the
+	// fixed cost can be attributed: source-criu-start, source-criu-frozen, source-runc
+	// (checkpoint); target-docker-start, target-criu-restore (restore).
+	Steps      map[string]float64 `json:"steps,omitempty"`
+	Result     string             `json:"result"`
+	RolledBack bool               `json:"rolledBack"`
+	Error      string             `json:"error,omitempty"`
 }
 
 // Phase returns the duration of the named phase (0 if it did not run).

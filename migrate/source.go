@@ -32,8 +32,8 @@ func (n *Node) Migrate(ctx context.Context, o Order) (*Report, error) {
 	switch {
 	case !validID(o.ID):
 		return fail(fmt.Errorf("%w: invalid migration ID %q", ErrRefused, o.ID))
-	case o.Method != "" && o.Method != MethodStopAndCopy:
-		return fail(fmt.Errorf("%w: method %q is not available on this node (stop-and-copy is)", ErrRefused, o.Method))
+	case o.Method != "" && o.Method != MethodStopAndCopy && o.Method != MethodPostCopy:
+		return fail(fmt.Errorf("%w: method %q is not available on this node (stop-and-copy and post-copy are)", ErrRefused, o.Method))
 	case o.TargetAddr == "":
 		return fail(fmt.Errorf("%w: order without a target address", ErrRefused))
 	case o.TargetNode == n.cfg.Name:
@@ -85,7 +85,12 @@ func (n *Node) Migrate(ctx context.Context, o Order) (*Report, error) {
 	if err := n.put(&m.e, PhaseOrdered, nil); err != nil {
 		return fail(err)
 	}
-	err = m.run(ctx)
+	if o.Method == MethodPostCopy {
+		rep.Method = MethodPostCopy
+		err = m.runPostCopy(ctx)
+	} else {
+		err = m.run(ctx)
+	}
 	conns, hs := m.tc.c.HandshakeStats()
 	rep.Connections, rep.HandshakeSeconds = conns, hs.Seconds()
 	rep.Target = m.e.Target
@@ -299,6 +304,7 @@ func (n *Node) commitSource(ctx context.Context, e *Entry) error {
 		return fmt.Errorf("migrate: migrated, but removing the source copy failed (it is stopped, not running; retried at the next start): %w", err)
 	}
 	removeAllQuiet(e.CheckpointDir)
+	removeAllQuiet(e.CheckpointDir + ".work") // a post-copy dump's logs
 	if err := n.put(e, PhaseCompleted, nil); err != nil {
 		return err
 	}
@@ -338,7 +344,7 @@ func (n *Node) resumeSource(ctx context.Context, e *Entry, cause error) error {
 	if err := n.put(e, PhaseRollingBack, cause); err != nil {
 		return err
 	}
-	err := n.rt.Resume(ctx, e.Spec, e.CheckpointDir)
+	err := n.resumeLocal(ctx, e)
 	if err == nil {
 		err = n.rt.Verify(ctx, e.LocalID)
 	}
@@ -412,7 +418,7 @@ func (n *Node) settleOnce(ctx context.Context, e *Entry, cause error) (settleOut
 	switch {
 	case st.Known && st.Side == SideTarget && (st.Phase == PhaseRunning || st.Phase == PhaseCompleted):
 		return settledCommitted, n.commitSource(ctx, e)
-	case st.Known && st.Side == SideTarget && (st.Phase == PhaseRestoring || st.Phase == PhaseInDoubt):
+	case st.Known && st.Side == SideTarget && (st.Phase == PhaseRestoring || st.Phase == PhaseInDoubt || st.Phase == PhasePulling):
 		return unsettled, fmt.Errorf("target reports %s", st.Phase)
 	case st.Known && st.Side == SideTarget && !st.Finished:
 		// Prepared or staged, never restored: make sure it never will be.

@@ -41,6 +41,11 @@ func (n *Node) preflight(ctx context.Context, peer pki.Identity, req *request) (
 	if err := n.rt.CheckTarget(ctx, spec); err != nil {
 		return response{}, err
 	}
+	if req.Method == MethodPostCopy {
+		if err := n.checkPostCopy(ctx); err != nil {
+			return response{}, fmt.Errorf("target: %w", err)
+		}
+	}
 	e := Entry{ID: req.MigrationID, Side: SideTarget, Workload: spec.Workload, Source: peer.Node, Target: n.cfg.Name, Spec: spec}
 	return response{}, n.put(&e, PhaseAnnounced, nil)
 }
@@ -298,6 +303,8 @@ func (n *Node) abortTarget(ctx context.Context, e *Entry, end string, why error)
 		return fmt.Errorf("%w: the workload of migration %s runs here; its state is newer than the checkpoint, so it is not removed (commit it)", ErrRefused, e.ID)
 	case e.Finished():
 		return nil
+	case e.Phase == PhasePulling:
+		return fmt.Errorf("%w: migration %s runs here while its pages arrive; it settles when the transfer ends", ErrRefused, e.ID)
 	case e.Phase == PhaseRestoring:
 		// Only recovery sees this (restore holds the lock otherwise): settle it first.
 		return fmt.Errorf("%w: migration %s is restoring", ErrRefused, e.ID)

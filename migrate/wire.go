@@ -36,6 +36,8 @@ const (
 	opPrepare   = "prepare"   // source → target: create the stopped copy
 	opStream    = "stream"    // source → target: the checkpoint (stream)
 	opRestore   = "restore"   // source → target: restore and verify
+	opPages     = "pages"     // source → target: the post-copy page stream (postcopy.go)
+	opPulled    = "pulled"    // source → target: wait until every page arrived (post-copy)
 )
 
 // Outcomes of resolve.
@@ -59,6 +61,11 @@ type request struct {
 	Size    int64  `json:"size,omitempty"`
 	Order   *Order `json:"order,omitempty"`
 	Outcome string `json:"outcome,omitempty"`
+	// Method is the migration method (pre-flight and restore of a post-copy migration).
+	Method string `json:"method,omitempty"`
+	// LazyPages is, for a post-copy restore, the number of pages the source's dump left
+	// to its page server: the target's transfer is complete only when all of them arrived.
+	LazyPages int64 `json:"lazyPages,omitempty"`
 }
 
 // Order asks a node to migrate one of its workloads to another node.
@@ -74,11 +81,12 @@ type Order struct {
 	// TargetAddr is the target's migration service, host:port.
 	TargetAddr string `json:"targetAddr"`
 	Compress   bool   `json:"compress,omitempty"`
-	// Method is "stop-and-copy" (or empty, the same); others are refused until they exist.
+	// Method is "stop-and-copy" (or empty, the same) or "post-copy".
 	Method string `json:"method,omitempty"`
 }
 
-// MethodStopAndCopy is the one migration method implemented: freeze, dump, copy, restore.
+// MethodStopAndCopy is the default migration method: freeze, dump, copy, restore
+// (MethodPostCopy is in postcopy.go).
 const MethodStopAndCopy = "stop-and-copy"
 
 // response is a node's answer. Kind names the sentinel error so it survives the wire.
@@ -97,6 +105,10 @@ type response struct {
 	Usage          *HostUsage `json:"usage,omitempty"`
 	Report         *Report    `json:"report,omitempty"`
 	Status         *Status    `json:"status,omitempty"`
+	// Lazy is a post-copy target's count of the pages it fetched.
+	Lazy *LazyCount `json:"lazy,omitempty"`
+	// Steps are sub-steps of the target's restore, in seconds (post-copy).
+	Steps map[string]float64 `json:"steps,omitempty"`
 }
 
 // Status is what one node knows of one migration: its journal entry and, from its engine,

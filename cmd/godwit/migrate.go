@@ -20,12 +20,13 @@ func init() {
 }
 
 const migrateUsage = "usage: godwit migrate CONTAINER --to NODE [--json]   (GODWIT_ADDR an agent's API: through the leader)\n" +
-	"       godwit migrate CONTAINER --to NODE [--to-addr HOST:PORT] [--method stop-and-copy] [--compress] [--id ID] [--direct] [--json]\n" +
+	"       godwit migrate CONTAINER --to NODE [--to-addr HOST:PORT] [--method stop-and-copy|post-copy] [--compress] [--id ID] [--direct] [--json]\n" +
 	"       (GODWIT_ADDR the source's migration service, as godwit dev runs: ordered directly)\n" +
 	"       (the agent or source node from --addr or GODWIT_ADDR; TLS from --cacert, --client-cert, --client-key or GODWIT_CACERT, GODWIT_CLIENT_CERT, GODWIT_CLIENT_KEY)"
 
-// Methods the command line knows. Only stop-and-copy exists; post-copy is passed on so the
-// node says so, and auto lets the node choose (today that is stop-and-copy).
+// Methods the command line knows besides stop-and-copy: post-copy (lazy pages, ordered
+// directly from the source's migration service), and auto, which lets the node choose
+// (today that is stop-and-copy).
 const (
 	methodPostCopy = "post-copy"
 	methodAuto     = "auto"
@@ -41,7 +42,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
 	to := fs.String("to", "", "target `NODE`: its name (found in the local cluster of godwit dev unless --to-addr is given), or HOST:PORT for whichever cluster node serves there")
 	toAddr := fs.String("to-addr", "", "the target node's migration address `HOST:PORT` (default: from the local cluster of godwit dev)")
-	method := fs.String("method", migrate.MethodStopAndCopy, "migration `METHOD`: stop-and-copy, post-copy (not available yet) or auto (the node chooses)")
+	method := fs.String("method", migrate.MethodStopAndCopy, "migration `METHOD`: stop-and-copy, post-copy (lazy pages; with --direct) or auto (the node chooses)")
 	compress := fs.Bool("compress", false, "compress the checkpoint stream with zstd")
 	id := fs.String("id", "", "migration `ID` (default: a new one); godwit migration status ID asks about it later")
 	asJSON := fs.Bool("json", false, "print the report as JSON (id, workload, source, target, method, phases, downtimeSeconds, result)")
