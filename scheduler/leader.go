@@ -287,8 +287,8 @@ func (l *Leader) Round(ctx context.Context) (err error) {
 		return nil
 	}
 	fresh := l.cfg.FSM.State()
-	committed, refusedNow := policy.Commit(view, pol, fresh.Ledger(), plan.Decisions, l.cfg.Now())
-	refused = refusedNow
+	var committed []policy.Commitment
+	committed, refused = policy.Commit(view, pol, fresh.Ledger(), plan.Decisions, l.cfg.Now())
 	for _, r := range refused {
 		l.cfg.Log.Info("decision refused on re-check", "workload", r.Decision.Container, "from", r.Decision.From,
 			"to", r.Decision.To, "reason", r.Reason, "detail", r.Detail)
@@ -688,7 +688,13 @@ func (l *Leader) finish(ctx context.Context, id string, f FinishMigration, log *
 		return
 	}
 	log.Info("migration recorded", "phase", f.Phase, "failure", f.Failure, "downtime", f.Measured.Downtime)
-	if m, ok := l.cfg.FSM.State().Migration(id); ok {
+	var m *Migration
+	l.cfg.FSM.Read(func(s *State) {
+		if x, ok := s.Migrations[id]; ok {
+			m = x.Clone()
+		}
+	})
+	if m != nil {
 		l.cfg.Observer.MigrationFinished(m)
 	}
 	if f.Phase == PhaseCompleted {

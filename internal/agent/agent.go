@@ -321,7 +321,7 @@ func (a *Agent) startControlPlane() error {
 
 // startAPI serves the HTTPS API (before gossip, which publishes its address).
 func (a *Agent) startAPI() error {
-	mc := metrics.Config{Node: a.cfg.Node, View: a.view}
+	mc := metrics.Config{Node: a.cfg.Node, View: a.view, GossipStats: a.gossipStats}
 	if a.cp != nil {
 		mc.Ledger, mc.Raft, mc.Events = a.cp.FSM().Read, a.cp.Server(), a.events
 	}
@@ -417,6 +417,14 @@ func (a *Agent) view() gossip.ClusterView {
 		return g.View()
 	}
 	return gossip.ClusterView{Self: a.cfg.Node}
+}
+
+// gossipStats is gossip's counters (zero before gossip starts).
+func (a *Agent) gossipStats() gossip.Stats {
+	if g := a.gossip.Load(); g != nil {
+		return g.Stats()
+	}
+	return gossip.Stats{}
 }
 
 // directory finds nodes' migration services in the gossip view.

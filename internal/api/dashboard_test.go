@@ -15,7 +15,8 @@ import (
 var dashboardFile = filepath.Join("..", "..", "configs", "grafana", "godwit.json")
 
 // checkDashboard fails for every metric a query of the dashboard names that families (a
-// live server agent's /metrics) does not have, and for a query that names none.
+// live server agent's /metrics) does not have, for every label a query uses that none of
+// its metrics has, and for a query that names no metric.
 func checkDashboard(t *testing.T, families map[string]*dto.MetricFamily) {
 	t.Helper()
 	data, err := os.ReadFile(dashboardFile)
@@ -35,13 +36,32 @@ func checkDashboard(t *testing.T, families map[string]*dto.MetricFamily) {
 			walk(p.Panels)
 			for _, tg := range p.Targets {
 				queries++
-				names := promQLMetricNames(tg.Expr)
+				names, labels := promQLRefs(tg.Expr)
 				if len(names) == 0 {
 					t.Errorf("%s: panel %q query %s: no metric name in %q", dashboardFile, p.Title, tg.RefID, tg.Expr)
 				}
+				have := map[string]bool{"instance": true, "job": true} // added by Prometheus
 				for _, n := range names {
-					if !hasFamily(families, n) {
+					f := family(families, n)
+					if f == nil {
 						t.Errorf("%s: panel %q query %s uses %s, which the agent does not export", dashboardFile, p.Title, tg.RefID, n)
+						continue
+					}
+					switch f.GetType() {
+					case dto.MetricType_HISTOGRAM:
+						have["le"] = true
+					case dto.MetricType_SUMMARY:
+						have["quantile"] = true
+					}
+					for _, m := range f.GetMetric() {
+						for _, l := range m.GetLabel() {
+							have[l.GetName()] = true
+						}
+					}
+				}
+				for _, l := range labels {
+					if !have[l] {
+						t.Errorf("%s: panel %q query %s uses the label %s, which none of %v has", dashboardFile, p.Title, tg.RefID, l, names)
 					}
 				}
 			}
@@ -62,11 +82,11 @@ type dashboardPanel struct {
 	} `json:"targets"`
 }
 
-// hasFamily reports whether name is a family of families, or a histogram's or summary's
-// _bucket, _sum or _count series.
-func hasFamily(families map[string]*dto.MetricFamily, name string) bool {
-	if families[name] != nil {
-		return true
+// family is the family name names in families, or the histogram or summary whose
+// _bucket, _sum or _count series name is (nil when none).
+func family(families map[string]*dto.MetricFamily, name string) *dto.MetricFamily {
+	if f := families[name]; f != nil {
+		return f
 	}
 	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
 		base, ok := strings.CutSuffix(name, suffix)
@@ -76,11 +96,11 @@ func hasFamily(families map[string]*dto.MetricFamily, name string) bool {
 		if f := families[base]; f != nil {
 			typ := f.GetType()
 			if typ == dto.MetricType_HISTOGRAM || (typ == dto.MetricType_SUMMARY && suffix != "_bucket") {
-				return true
+				return f
 			}
 		}
 	}
-	return false
+	return nil
 }
 
 // promQLKeywords are the identifiers of PromQL that are not metric names (functions and
@@ -97,12 +117,12 @@ var promQLAggregations = map[string]bool{
 	"limitk": true, "limit_ratio": true,
 }
 
-// promQLMetricNames returns the metric names a PromQL expression selects: identifiers
-// outside label matchers ({...}), ranges ([...]) and strings that are neither a function
-// or aggregation (an identifier followed by "(", or an aggregation's name) nor a keyword; the label list after by,
-// without, on, ignoring, group_left and group_right is skipped.
-func promQLMetricNames(expr string) []string {
-	var names []string
+// promQLRefs returns the metric names and the label names a PromQL expression uses. Metric
+// names are the identifiers outside label matchers ({...}), ranges ([...]) and strings that
+// are neither a function or aggregation (an identifier followed by "(", or an
+// aggregation's name) nor a keyword. Label names are those matchers test and those listed
+// after by, without, on, ignoring, group_left and group_right.
+func promQLRefs(expr string) (names, labels []string) {
 	rs := []rune(expr)
 	skipSpace := func(i int) int {
 		for i < len(rs) && unicode.IsSpace(rs[i]) {
@@ -130,7 +150,24 @@ func promQLMetricNames(expr string) []string {
 		r := rs[i]
 		switch {
 		case r == '{':
-			i = skipTo(i+1, '}') + 1
+			end := skipTo(i+1, '}')
+			// name op "value", ...: the identifier before each operator.
+			for k := i + 1; k < end; {
+				switch {
+				case rs[k] == '"' || rs[k] == '\'' || rs[k] == '`':
+					k = skipTo(k+1, rs[k]) + 1
+				case isIdentStart(rs[k]):
+					j := k
+					for j < end && isIdent(rs[j]) {
+						j++
+					}
+					labels = append(labels, string(rs[k:j]))
+					k = j
+				default:
+					k++
+				}
+			}
+			i = end + 1
 		case r == '[':
 			i = skipTo(i+1, ']') + 1
 		case r == '"' || r == '\'' || r == '`':
@@ -151,7 +188,13 @@ func promQLMetricNames(expr string) []string {
 			switch {
 			case promQLKeywords[strings.ToLower(word)]:
 				if next < len(rs) && rs[next] == '(' {
-					next = skipTo(next+1, ')') + 1 // a label list
+					end := skipTo(next+1, ')') // a label list
+					for _, l := range strings.Split(string(rs[next+1:min(end, len(rs))]), ",") {
+						if l = strings.TrimSpace(l); l != "" {
+							labels = append(labels, l)
+						}
+					}
+					next = end + 1
 				}
 				i = next
 			case next < len(rs) && rs[next] == '(', promQLAggregations[strings.ToLower(word)]:
@@ -164,23 +207,27 @@ func promQLMetricNames(expr string) []string {
 			i++
 		}
 	}
-	return names
+	return names, labels
 }
 
-func TestPromQLMetricNames(t *testing.T) {
+func TestPromQLRefs(t *testing.T) {
 	for _, tc := range []struct {
-		expr string
-		want string
+		expr          string
+		names, labels string
 	}{
-		{`godwit_raft_term`, "godwit_raft_term"},
-		{`max by (instance) (godwit_raft_leader)`, "godwit_raft_leader"},
-		{`histogram_quantile(0.9, sum by (le, phase) (rate(a_bucket{phase!~"x|y", q='}'}[5m])))`, "a_bucket"},
-		{`sum without(le) (x) / on (job) group_left (instance) y offset 5m > bool 1e3`, "x y"},
-		{`rate(process_cpu_seconds_total[$__rate_interval])`, "process_cpu_seconds_total"},
-		{`1 + 2`, ""},
+		{`godwit_raft_term`, "godwit_raft_term", ""},
+		{`max by (instance) (godwit_raft_leader)`, "godwit_raft_leader", "instance"},
+		{`histogram_quantile(0.9, sum by (le, phase) (rate(a_bucket{phase!~"x|y", q='}'}[5m])))`, "a_bucket", "le phase phase q"},
+		{`sum without(le) (x) / on (job) group_left (instance) y offset 5m > bool 1e3`, "x y", "le job instance"},
+		{`rate(process_cpu_seconds_total[$__rate_interval])`, "process_cpu_seconds_total", ""},
+		{`1 + 2`, "", ""},
 	} {
-		if got := strings.Join(promQLMetricNames(tc.expr), " "); got != tc.want {
-			t.Errorf("%s: got %q, want %q", tc.expr, got, tc.want)
+		names, labels := promQLRefs(tc.expr)
+		if got := strings.Join(names, " "); got != tc.names {
+			t.Errorf("%s: names %q, want %q", tc.expr, got, tc.names)
+		}
+		if got := strings.Join(labels, " "); got != tc.labels {
+			t.Errorf("%s: labels %q, want %q", tc.expr, got, tc.labels)
 		}
 	}
 }

@@ -13,14 +13,17 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/godwit-io/godwit/internal/agent"
+	"github.com/godwit-io/godwit/internal/api"
 	"github.com/godwit-io/godwit/internal/pki"
+	"github.com/godwit-io/godwit/scheduler"
 )
 
 // TestMetrics scrapes GET /metrics from every agent of an in-process cluster, as a client
 // node's certificate (any cluster identity may read it): servers report the ledger and raft,
 // the client agent only gossip and the process; the leader says it leads; promtool, when
-// installed, finds nothing wrong with the exposition; and every metric the Grafana
-// dashboard in configs/ queries is on every server.
+// installed, finds nothing wrong with the exposition; every metric the Grafana dashboard in
+// configs/ queries is on every server; s1's separate metrics listener serves the same; and a
+// migration is counted, with its phases, downtime and bytes, by the server that recorded it.
 func TestMetrics(t *testing.T) {
 	c := startCluster(t)
 	hc := c.httpClient(t, "c1", pki.RoleClient)
@@ -104,6 +107,50 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
+	// A migration through the real path (API, leader, nodes) is counted by the server that
+	// recorded it, with its phase times, downtime and bytes; its raft applies are timed.
+	op := c.httpClient(t, "alice", pki.RoleOperator)
+	var acc api.Accepted
+	do(t, op, "POST", c.servers[0], "/v1/migrate", []byte(`{"workload":"w","to":"s2"}`)).decode(t, &acc)
+	var m scheduler.Migration
+	waitFor(t, "the migration completed", 60*time.Second, func() bool {
+		do(t, op, "GET", c.client, "/v1/migrations/"+acc.ID, nil).decode(t, &m)
+		return m.Phase.Terminal()
+	})
+	if m.Phase != scheduler.PhaseCompleted {
+		t.Fatalf("migration %+v", m)
+	}
+	var recorder *agent.Agent
+	for _, a := range c.servers {
+		if a.Config().Node == m.History[len(m.History)-1].By {
+			recorder = a
+		}
+	}
+	if recorder == nil {
+		t.Fatalf("no server recorded the outcome: %+v", m.History)
+	}
+	// The observer is told right after the outcome is applied: wait for it, not for a time.
+	waitFor(t, recorder.Config().Node+" counting the migration", 30*time.Second, func() bool {
+		_, families := scrape(recorder)
+		return counterValue(families["godwit_migrations_total"], map[string]string{"result": "completed", "reason": "manual"}) == 1
+	})
+	_, families := scrape(recorder)
+	for _, h := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"godwit_migration_phase_duration_seconds", map[string]string{"phase": "checkpoint"}},
+		{"godwit_migration_measured_downtime_seconds", nil},
+		{"godwit_raft_apply_duration_seconds", nil},
+	} {
+		if n := histogramCount(families[h.name], h.labels); n < 1 {
+			t.Errorf("%s: %s%v has %d observations, want at least 1", recorder.Config().Node, h.name, h.labels, n)
+		}
+	}
+	if v := counterValue(families["godwit_migration_checkpoint_bytes_total"], nil); v <= 0 {
+		t.Errorf("%s: checkpoint bytes moved %v, want > 0", recorder.Config().Node, v)
+	}
+
 	// Leadership may move between two looks; the test waits for the agent that leads to
 	// say so in its metrics rather than comparing two instants.
 	waitFor(t, "a server whose metrics say it leads", 30*time.Second, func() bool {
@@ -131,4 +178,37 @@ func promtoolCheck(t *testing.T, node string, body []byte) {
 	if err != nil {
 		t.Errorf("promtool check metrics on %s's /metrics: %v\n%s", node, err, strings.TrimSpace(string(out)))
 	}
+}
+
+// counterValue is the value of the series of f whose labels include want (-1 when none).
+func counterValue(f *dto.MetricFamily, want map[string]string) float64 {
+	if m := series(f, want); m != nil {
+		return m.GetCounter().GetValue()
+	}
+	return -1
+}
+
+// histogramCount is the observation count of the series of f whose labels include want.
+func histogramCount(f *dto.MetricFamily, want map[string]string) uint64 {
+	if m := series(f, want); m != nil {
+		return m.GetHistogram().GetSampleCount()
+	}
+	return 0
+}
+
+func series(f *dto.MetricFamily, want map[string]string) *dto.Metric {
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		ok := true
+		for k, v := range want {
+			ok = ok && have[k] == v
+		}
+		if ok {
+			return m
+		}
+	}
+	return nil
 }

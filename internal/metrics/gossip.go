@@ -17,6 +17,10 @@ var (
 		"This node's CPU in use by its containers as a fraction of the capacity it offers (0 when unknown).", nil, nil)
 	descStateAge = prometheus.NewDesc("godwit_gossip_state_age_seconds",
 		"Age of the oldest state this agent holds from another alive member (its view's convergence: a member whose updates stop reaching this agent makes it grow).", nil, nil)
+	descQueued = prometheus.NewDesc("godwit_gossip_queued_broadcasts",
+		"Gossip broadcasts this agent has queued and not yet sent: above 0 for long, its news is not reaching the others.", nil, nil)
+	descMalformed = prometheus.NewDesc("godwit_gossip_malformed_total",
+		"Gossip payloads this agent dropped because they did not decode.", nil, nil)
 	descMemoryLoad = prometheus.NewDesc("godwit_node_memory_load_ratio",
 		"This node's memory in use by its containers as a fraction of the capacity it offers (0 when unknown).", nil, nil)
 )
@@ -24,8 +28,9 @@ var (
 // GossipCollector reports the gossip view: members by status, how old its news of the other
 // members is, and this node's load.
 type GossipCollector struct {
-	node string
-	view func() gossip.ClusterView
+	node  string
+	view  func() gossip.ClusterView
+	stats func() gossip.Stats // nil: no queue or malformed metrics
 }
 
 // NewGossipCollector returns a collector of view as seen by node.
@@ -39,6 +44,8 @@ func (c *GossipCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCPULoad
 	ch <- descMemoryLoad
 	ch <- descStateAge
+	ch <- descQueued
+	ch <- descMalformed
 }
 
 // Collect implements prometheus.Collector.
@@ -60,6 +67,11 @@ func (c *GossipCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(counts[s]), s.String())
 	}
 	ch <- prometheus.MustNewConstMetric(descStateAge, prometheus.GaugeValue, age)
+	if c.stats != nil {
+		st := c.stats()
+		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(st.Queued))
+		ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(st.Malformed))
+	}
 	// A scan rather than ClusterView.Node, whose index only views made by gossip have.
 	for _, n := range v.Nodes {
 		if n.Name == c.node {

@@ -28,6 +28,9 @@ type Config struct {
 	Node string
 	// View is the agent's gossip view.
 	View func() gossip.ClusterView
+	// GossipStats is the gossip agent's counters (gossip.Agent.Stats); nil leaves out the
+	// metrics made from them.
+	GossipStats func() gossip.Stats
 	// Ledger reads the replicated state: scheduler.FSM.Read.
 	Ledger func(func(*scheduler.State))
 	// Raft is the server's raft node.
@@ -43,7 +46,9 @@ func NewRegistry(cfg Config) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.View != nil {
-		reg.MustRegister(NewGossipCollector(cfg.Node, cfg.View))
+		c := NewGossipCollector(cfg.Node, cfg.View)
+		c.stats = cfg.GossipStats
+		reg.MustRegister(c)
 	}
 	if cfg.Ledger != nil {
 		reg.MustRegister(NewLedgerCollector(cfg.Ledger))

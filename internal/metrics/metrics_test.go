@@ -195,6 +195,22 @@ godwit_node_memory_load_ratio 0.75
 	}
 	lintClean(t, c)
 
+	// With gossip's counters: the broadcast queue and the payloads dropped.
+	c = NewGossipCollector("n1", func() gossip.ClusterView { return view })
+	c.stats = func() gossip.Stats { return gossip.Stats{Members: 2, Queued: 3, Malformed: 1} }
+	want = `
+# HELP godwit_gossip_queued_broadcasts Gossip broadcasts this agent has queued and not yet sent: above 0 for long, its news is not reaching the others.
+# TYPE godwit_gossip_queued_broadcasts gauge
+godwit_gossip_queued_broadcasts 3
+# HELP godwit_gossip_malformed_total Gossip payloads this agent dropped because they did not decode.
+# TYPE godwit_gossip_malformed_total counter
+godwit_gossip_malformed_total 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "godwit_gossip_queued_broadcasts", "godwit_gossip_malformed_total"); err != nil {
+		t.Fatal(err)
+	}
+	lintClean(t, c)
+
 	// A node not (yet) in its own view reports no load rather than a made-up 0.
 	c = NewGossipCollector("n9", func() gossip.ClusterView { return view })
 	if n := testutil.CollectAndCount(c, "godwit_node_cpu_load_ratio", "godwit_node_memory_load_ratio"); n != 0 {
