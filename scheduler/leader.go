@@ -102,6 +102,8 @@ type Leader struct {
 	mu       sync.Mutex
 	tracking map[string]bool // migrations a goroutine of this term drives or settles
 	lastPlan *policy.Plan
+	// lastUsers are the user sites the last plan was evaluated with.
+	lastUsers []WorkloadUsers
 	term     context.Context // Run's context while it runs: migrations live no longer
 	decide   sync.Mutex      // rounds and manual requests re-check and record one at a time
 	wg       sync.WaitGroup
@@ -161,6 +163,14 @@ func (l *Leader) LastPlan() *policy.Plan {
 	return l.lastPlan
 }
 
+// LastPlanUsers are the user sites the latest decision round's plan used, per workload
+// (only workloads with sites, a label or a record).
+func (l *Leader) LastPlanUsers() []WorkloadUsers {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastUsers
+}
+
 // reconcile takes over every migration the ledger has in flight or in doubt: a previous
 // leader ordered it, or this one did before it lost and regained leadership.
 func (l *Leader) reconcile(ctx context.Context) {
@@ -185,8 +195,9 @@ func (l *Leader) Round(ctx context.Context) error {
 	now := l.cfg.Now()
 	view := BuildView(l.cfg.Gossip(), l.viewInputs(st))
 	plan := policy.Evaluate(view, pol, st.Cost.Model, st.Ledger(), now)
+	users := UsersOf(view, st)
 	l.mu.Lock()
-	l.lastPlan = &plan
+	l.lastPlan, l.lastUsers = &plan, users
 	l.mu.Unlock()
 	if _, err := l.propose(ctx, TypeSetConditions, SetConditions{Conditions: plan.Conditions, Stats: plan.ConditionStats}); err != nil {
 		return err
@@ -245,7 +256,7 @@ func decisionSummary(d policy.Decision) string {
 }
 
 func (l *Leader) viewInputs(st *State) ViewInputs {
-	in := ViewInputs{Drained: map[string]bool{}, Owners: st.Owners}
+	in := ViewInputs{Drained: map[string]bool{}, Owners: st.Owners, Users: recordedUsers(st)}
 	for n := range st.Drained {
 		in.Drained[n] = true
 	}
