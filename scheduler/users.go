@@ -47,6 +47,16 @@ type WorkloadUsers struct {
 	LabelError string `json:"labelError,omitempty"`
 }
 
+// ViewInputs is what the state adds to the gossiped cluster in the leader's view: drains,
+// owners and recorded user sites.
+func (st *State) ViewInputs() ViewInputs {
+	in := ViewInputs{Drained: map[string]bool{}, Owners: st.Owners, Users: recordedUsers(st)}
+	for n := range st.Drained {
+		in.Drained[n] = true
+	}
+	return in
+}
+
 // recordedUsers is the view's input of recorded user sites.
 func recordedUsers(st *State) map[string][]policy.UserSite {
 	out := make(map[string][]policy.UserSite, len(st.Users))
