@@ -104,9 +104,9 @@ type Leader struct {
 	lastPlan *policy.Plan
 	// lastUsers are the user sites the last plan was evaluated with.
 	lastUsers []WorkloadUsers
-	term     context.Context // Run's context while it runs: migrations live no longer
-	decide   sync.Mutex      // rounds and manual requests re-check and record one at a time
-	wg       sync.WaitGroup
+	term      context.Context // Run's context while it runs: migrations live no longer
+	decide    sync.Mutex      // rounds and manual requests re-check and record one at a time
+	wg        sync.WaitGroup
 }
 
 // NewLeader returns a leader loop; Run starts it.
@@ -255,13 +255,7 @@ func decisionSummary(d policy.Decision) string {
 	return strings.Join(parts, "; ")
 }
 
-func (l *Leader) viewInputs(st *State) ViewInputs {
-	in := ViewInputs{Drained: map[string]bool{}, Owners: st.Owners, Users: recordedUsers(st)}
-	for n := range st.Drained {
-		in.Drained[n] = true
-	}
-	return in
-}
+func (l *Leader) viewInputs(st *State) ViewInputs { return st.ViewInputs() }
 
 // plan records a migration through raft, in the name of by (the leader itself, or the
 // operator who asked); the state machine refuses it if it conflicts with the ledger it
