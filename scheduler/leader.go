@@ -102,11 +102,12 @@ type Leader struct {
 	mu       sync.Mutex
 	tracking map[string]bool // migrations a goroutine of this term drives or settles
 	lastPlan *policy.Plan
-	// lastUsers are the user sites the last plan was evaluated with.
+	term     context.Context // Run's context while it runs: migrations live no longer
+	decide   sync.Mutex      // rounds and manual requests re-check and record one at a time
+	wg       sync.WaitGroup
+
+	// lastUsers are the user sites the last plan was evaluated with (under mu).
 	lastUsers []WorkloadUsers
-	term      context.Context // Run's context while it runs: migrations live no longer
-	decide    sync.Mutex      // rounds and manual requests re-check and record one at a time
-	wg        sync.WaitGroup
 }
 
 // NewLeader returns a leader loop; Run starts it.
