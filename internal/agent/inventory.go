@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/godwit-io/godwit/gossip"
 	"github.com/godwit-io/godwit/migrate"
+	"github.com/godwit-io/godwit/policy"
 )
 
 // Inventory lists the containers running on this node's runtime, for gossip. Containers
@@ -148,4 +150,33 @@ func sameInventory(a, b []gossip.Container) bool {
 		}
 	}
 	return true
+}
+
+// labelWarnings remembers the invalid godwit.io/user-sites labels already logged, so that
+// each is logged once per container and value, not at every listing.
+type labelWarnings map[string]string
+
+// check logs, once, each container whose godwit.io/user-sites label does not parse: the
+// leader ignores such a label (the container counts as having no user sites).
+func (w labelWarnings) check(log *slog.Logger, cs []gossip.Container) {
+	seen := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		v, ok := c.Labels[policy.LabelUserSites]
+		if !ok {
+			continue
+		}
+		seen[c.ID] = true
+		if prev, logged := w[c.ID]; logged && prev == v {
+			continue
+		}
+		w[c.ID] = v
+		if _, err := policy.ParseUserSites(v); err != nil {
+			log.Warn("container label ignored: the leader counts no user sites for it", "container", c.Name, "label", policy.LabelUserSites, "value", v, "err", err)
+		}
+	}
+	for id := range w {
+		if !seen[id] {
+			delete(w, id)
+		}
+	}
 }
