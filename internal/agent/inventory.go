@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -126,7 +127,9 @@ func (d DockerInventory) Watch(ctx context.Context, changed func()) {
 }
 
 // sameInventory reports whether b differs from a only by small drifts of memory (under 5%
-// and 16 MiB) and CPU: such drifts ride on the next load publication, not a new inventory.
+// or 16 MiB) and CPU (under 0.1 cores or 25%): such drifts ride on the next load
+// publication, not a new inventory. A container whose CPU use changes more is published
+// again: the leader decides which container relieves a hot node by the containers' CPU.
 func sameInventory(a, b []gossip.Container) bool {
 	if len(a) != len(b) {
 		return false
@@ -146,6 +149,9 @@ func sameInventory(a, b []gossip.Container) bool {
 			d = -d
 		}
 		if d > 16<<20 && d > 0.05*float64(max(x.MemoryBytes, y.MemoryBytes)) {
+			return false
+		}
+		if c := math.Abs(x.CPUCores - y.CPUCores); c > 0.1 && c > 0.25*max(x.CPUCores, y.CPUCores) {
 			return false
 		}
 	}

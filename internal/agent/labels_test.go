@@ -45,3 +45,19 @@ func TestEmulatedDelayConfig(t *testing.T) {
 		t.Fatalf("2s: %v", err)
 	}
 }
+
+// TestSameInventoryCPU: a container whose CPU use rises from idle to a third of a core is
+// a new inventory (the leader picks what relieves a hot node by it); noise is not.
+func TestSameInventoryCPU(t *testing.T) {
+	inv := func(cpu float64) []gossip.Container {
+		return []gossip.Container{{ID: "a", Name: "web", MemoryBytes: 64 << 20, CPUCores: cpu}}
+	}
+	for _, tc := range []struct {
+		a, b float64
+		same bool
+	}{{0, 0.01, true}, {0.30, 0.35, true}, {0, 0.3, false}, {0.35, 0.1, false}, {2, 2.3, true}} {
+		if got := sameInventory(inv(tc.a), inv(tc.b)); got != tc.same {
+			t.Errorf("%v -> %v: same %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+}
