@@ -35,6 +35,8 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	manual := fs.Bool("manual", false, "the first demo: two engines, one migration ordered by hand, with per-phase timings")
 	mib := fs.Int("mib", 256, "memory of the workload, MiB (384 with --manual unless given)")
 	compress := fs.Bool("compress", false, "with --manual: compress the checkpoint stream with zstd")
+	drain := fs.Bool("drain", false, "a third act: the operator drains the node that took the first workload, and godwit empties it")
+	measureHot := fs.Int("measure-hot", 0, "instead of the acts, make n1 hot N times with fresh workloads and print the time until one runs elsewhere, and the median")
 	firstIP := fs.String("first-ip", "127.0.0.21", "the cluster demo's first node address (the others follow it); a loopback IPv4 address")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -57,7 +59,13 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if ip == nil || !ip.IsLoopback() || ip[3] == 0 || ip[3] > 250 {
 		return usagef("--first-ip must be a loopback IPv4 address from x.x.x.1 to x.x.x.250, got %q", *firstIP)
 	}
-	opt := demoOptions{mib: *mib, ipBase: fmt.Sprintf("%d.%d.%d", ip[0], ip[1], ip[2]), ipFirst: int(ip[3])}
+	if *measureHot < 0 || *measureHot > 100 {
+		return usagef("--measure-hot must be between 0 and 100, got %d", *measureHot)
+	}
+	if *manual && (*drain || *measureHot > 0 || *firstIP != "127.0.0.21") {
+		return usagef("--drain, --measure-hot and --first-ip go with the cluster demo, not --manual")
+	}
+	opt := demoOptions{mib: *mib, ipBase: fmt.Sprintf("%d.%d.%d", ip[0], ip[1], ip[2]), ipFirst: int(ip[3]), drain: *drain, measureHot: *measureHot}
 	if os.Geteuid() != 0 {
 		return errors.New("the demo starts dockerd and CRIU: run it as root (make demo)")
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -59,6 +60,8 @@ spec:
       scope: container
       when: container.userRTT > 10
       until: container.userRTT < 5
+    - name: drained
+      when: node.drained
   objectives:
     relieveOverload: 1.0
     overloadThreshold: 0.4
@@ -69,7 +72,7 @@ spec:
     maxDowntime: 30s
     maxConcurrent: 1
     maxMovesPerEvaluation: 1
-    cooldown: 2m
+    cooldown: 30s
     minImprovement: 0.05
     downtimeCost: 0.001
     headroom:
@@ -110,6 +113,13 @@ type demoOptions struct {
 	exe string
 	// engineName prefixes the engines' names (default "demo-").
 	engineName string
+	// drain adds a third act: the operator drains the node that took the first workload,
+	// and the leader empties it.
+	drain bool
+	// measureHot, when above 0, replaces the acts: n1 is made hot that many times, with
+	// fresh workloads each time, and the time until a workload runs elsewhere is printed
+	// with its median.
+	measureHot int
 }
 
 func (o demoOptions) nodeIP(i int) string { return fmt.Sprintf("%s.%d", o.ipBase, o.ipFirst+i) }
@@ -259,6 +269,112 @@ func runClusterDemo(opt demoOptions, stdout io.Writer) (err error) {
 	}()
 	say("godwit demo: a 3-node cluster on this machine; n1 runs hot and godwit moves a workload off it by itself,\nthen a workload's users move to another site and it follows them")
 
+	if err := d.setup(ctx); err != nil {
+		return err
+	}
+	if opt.measureHot > 0 {
+		return d.measureHot(ctx, opt.measureHot)
+	}
+
+	// Act 1: n1 runs hot.
+	before := map[string]workload.State{}
+	for _, name := range demoWorkloads {
+		if before[name], err = workload.WaitState(ctx, d.clis["n1"], name, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	say("\n[4/6] n1 runs hot: the CPU knobs of web and cache burn %g cores each (n1 offers %g); nobody orders a migration", demoBurn, demoNodeCPU)
+	hot := time.Now()
+	for _, name := range demoWorkloads {
+		if err := workload.SetCPUOf(ctx, d.clis["n1"], name, demoBurn); err != nil {
+			return err
+		}
+	}
+	say("  waiting for the agents to measure it and the leader's next decision round, then the migration it orders:")
+	m, why, err := d.awaitMove(ctx, "n1", []string{d.ids["web"], d.ids["cache"]}, hot)
+	if err != nil {
+		return err
+	}
+	moved := nameOf(d.ids, m.Workload)
+	if err := d.report1(ctx, m, why, moved, before[moved], "node-hot", time.Since(hot)); err != nil {
+		return err
+	}
+	// The knobs go back to zero: the demo has made its point, and the machine is shared.
+	stay := demoWorkloads[0]
+	if stay == moved {
+		stay = demoWorkloads[1]
+	}
+	_ = workload.SetCPUOf(ctx, d.clis[m.Target], moved, 0)
+	_ = workload.SetCPUOf(ctx, d.clis["n1"], stay, 0)
+
+	// Act 2: the users of the workload left on n1 are at another site.
+	site, node := d.emptiestSite(ctx, m.Target)
+	say("\n[5/6] %s's users are now at %s (where %s is): a load balancer reports it (godwit users set %s %s=1)", stay, site, node, stay, site)
+	if before[stay], err = workload.WaitState(ctx, d.clis["n1"], stay, 30*time.Second); err != nil {
+		return err
+	}
+	reported := time.Now()
+	if err := runUsers(append([]string{"set", stay, site + "=1"}, d.apiArgs...), indented(stdout), stdout); err != nil {
+		return err
+	}
+	say("  waiting for the leader's next decision round, then the migration it orders:")
+	m2, why2, err := d.awaitMove(ctx, "n1", []string{d.ids[stay]}, reported)
+	if err != nil {
+		return err
+	}
+	if err := d.report1(ctx, m2, why2, stay, before[stay], "users-far", time.Since(reported)); err != nil {
+		return err
+	}
+	if m2.Target != node {
+		return fmt.Errorf("%s moved to %s, not to %s where its users are", stay, m2.Target, node)
+	}
+
+	moves := 2
+	if d.opt.drain {
+		// Act 3, when asked: the node that took the first workload is drained.
+		drained := m.Target
+		say("\n[+] the operator drains %s (godwit drain %s); nobody orders a migration", drained, drained)
+		if before[moved], err = workload.WaitState(ctx, d.clis[drained], moved, 30*time.Second); err != nil {
+			return err
+		}
+		at := time.Now()
+		if err := drainCommand("drain", append([]string{drained}, d.apiArgs...), indented(stdout), stdout); err != nil {
+			return err
+		}
+		m3, why3, err := d.awaitMove(ctx, drained, []string{d.ids[moved]}, at)
+		if err != nil {
+			return err
+		}
+		if err := d.report1(ctx, m3, why3, moved, before[moved], "drained", time.Since(at)); err != nil {
+			return err
+		}
+		moves++
+	}
+
+	say("\n[6/6] the cluster now (godwit status; godwit containers; godwit users show; the leader's metrics)")
+	for _, cmd := range []func([]string, io.Writer, io.Writer) error{runStatus, runContainers} {
+		say("")
+		if err := cmd(d.apiArgs, indented(stdout), stdout); err != nil {
+			return err
+		}
+	}
+	say("")
+	if err := runUsers(append([]string{"show"}, d.apiArgs...), indented(stdout), stdout); err != nil {
+		return err
+	}
+	if err := d.checkMetrics(ctx, moves); err != nil {
+		return err
+	}
+	say("\nPASS: godwit moved %s off the hot node n1 (%s, downtime %.3f s) and %s to its users at %s (%s, downtime %.3f s), by itself, with their memory",
+		moved, m.Target, m.Measured.Downtime.Seconds(), stay, site, m2.Target, m2.Measured.Downtime.Seconds())
+	return nil
+}
+
+// setup starts the engines, two workloads on n1 and the agents, waits for a leader with
+// the policy in force that sees both workloads, and prints the cluster.
+func (d *clusterDemo) setup(ctx context.Context) error {
+	opt, say, stdout := d.opt, d.say, d.out
+	var err error
 	say("\n[1/6] starting a dockerd for each node (n1, n2, n3) and two %d MiB memhog workloads on n1 (web, cache)", opt.mib)
 	if err := d.startEngines(ctx); err != nil {
 		return err
@@ -316,72 +432,137 @@ func runClusterDemo(opt demoOptions, stdout io.Writer) (err error) {
 		}
 	}
 
-	// Act 1: n1 runs hot.
-	before := map[string]workload.State{}
-	for _, name := range demoWorkloads {
-		if before[name], err = workload.WaitState(ctx, d.clis["n1"], name, 30*time.Second); err != nil {
-			return err
-		}
+	return nil
+}
+
+// checkMetrics reads the leader's /metrics and checks that its ledger counts at least
+// moves completed migrations.
+func (d *clusterDemo) checkMetrics(ctx context.Context, moves int) error {
+	var st api.Status
+	if err := d.ac.get(ctx, "/v1/status", &st); err != nil || st.Leader == nil {
+		return fmt.Errorf("no leader to read metrics from: %v", err)
 	}
-	say("\n[4/6] n1 runs hot: the CPU knobs of web and cache burn %g cores each (n1 offers %g); nobody orders a migration", demoBurn, demoNodeCPU)
-	hot := time.Now()
-	for _, name := range demoWorkloads {
-		if err := workload.SetCPUOf(ctx, d.clis["n1"], name, demoBurn); err != nil {
-			return err
-		}
-	}
-	say("  waiting for the agents to measure it and the leader's next decision round, then the migration it orders:")
-	m, why, err := d.awaitMove(ctx, "n1", []string{d.ids["web"], d.ids["cache"]}, hot)
+	req, err := http.NewRequestWithContext(ctx, "GET", "https://"+st.Leader.APIAddr+"/metrics", nil)
 	if err != nil {
 		return err
 	}
-	moved := nameOf(d.ids, m.Workload)
-	if err := d.report1(ctx, m, why, moved, before[moved], "node-hot", time.Since(hot)); err != nil {
-		return err
-	}
-	// The knobs go back to zero: the demo has made its point, and the machine is shared.
-	stay := demoWorkloads[0]
-	if stay == moved {
-		stay = demoWorkloads[1]
-	}
-	_ = workload.SetCPUOf(ctx, d.clis[m.Target], moved, 0)
-	_ = workload.SetCPUOf(ctx, d.clis["n1"], stay, 0)
-
-	// Act 2: the users of the workload left on n1 are at another site.
-	site, node := d.emptiestSite(ctx, m.Target)
-	say("\n[5/6] %s's users are now at %s (where %s is): a load balancer reports it (godwit users set %s %s=1)", stay, site, node, stay, site)
-	if before[stay], err = workload.WaitState(ctx, d.clis["n1"], stay, 30*time.Second); err != nil {
-		return err
-	}
-	reported := time.Now()
-	if err := runUsers(append([]string{"set", stay, site + "=1"}, d.apiArgs...), indented(stdout), stdout); err != nil {
-		return err
-	}
-	say("  waiting for the leader's next decision round, then the migration it orders:")
-	m2, why2, err := d.awaitMove(ctx, "n1", []string{d.ids[stay]}, reported)
+	resp, err := d.ac.hc.Do(req)
 	if err != nil {
 		return err
 	}
-	if err := d.report1(ctx, m2, why2, stay, before[stay], "users-far", time.Since(reported)); err != nil {
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
 		return err
 	}
-	if m2.Target != node {
-		return fmt.Errorf("%s moved to %s, not to %s where its users are", stay, m2.Target, node)
-	}
-
-	say("\n[6/6] the cluster now (godwit status; godwit containers; godwit users show)")
-	for _, cmd := range []func([]string, io.Writer, io.Writer) error{runStatus, runContainers} {
-		say("")
-		if err := cmd(d.apiArgs, indented(stdout), stdout); err != nil {
-			return err
+	const series = `godwit_migrations_finished{result="completed"}`
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			d.say("\nthe leader's metrics (%s's /metrics): %s %s", st.Leader.Name, series, v)
+			if n, err := strconv.ParseFloat(v, 64); err != nil || n < float64(moves) {
+				return fmt.Errorf("metrics: %s is %s, want at least %d", series, v, moves)
+			}
+			return nil
 		}
 	}
-	say("")
-	if err := runUsers(append([]string{"show"}, d.apiArgs...), indented(stdout), stdout); err != nil {
-		return err
+	return fmt.Errorf("metrics: no %s in the leader's /metrics", series)
+}
+
+// measureHot makes n1 hot n times, each time with two fresh workloads, and prints the
+// time from the knobs being turned to the workload running elsewhere (the ledger's
+// completed time), and the median.
+func (d *clusterDemo) measureHot(ctx context.Context, n int) error {
+	// The workloads of the setup go: each round starts from an idle n1.
+	for _, name := range demoWorkloads {
+		_ = d.clis["n1"].ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
 	}
-	say("\nPASS: godwit moved %s off the hot node n1 (%s, downtime %.3f s) and %s to its users at %s (%s, downtime %.3f s), by itself, with their memory",
-		moved, m.Target, m.Measured.Downtime.Seconds(), stay, site, m2.Target, m2.Measured.Downtime.Seconds())
+	var took []time.Duration
+	for i := 1; i <= n; i++ {
+		names := []string{fmt.Sprintf("web-%d", i), fmt.Sprintf("cache-%d", i)}
+		var ids []string
+		for _, name := range names {
+			c, err := d.clis["n1"].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(d.opt.mib),
+				Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+				&container.HostConfig{NetworkMode: "none"}, nil, nil, name)
+			if err != nil {
+				return err
+			}
+			d.ids[name] = c.ID
+			ids = append(ids, c.ID)
+			if err := d.clis["n1"].ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+				return err
+			}
+			if _, err := workload.WaitState(ctx, d.clis["n1"], name, 60*time.Second); err != nil {
+				return err
+			}
+		}
+		err := d.wait(ctx, "n1 idle with both workloads in its inventory", 2*time.Minute, func() bool {
+			var nodes []api.Node
+			var cs []api.Container
+			if d.ac.get(ctx, "/v1/nodes", &nodes) != nil || d.ac.get(ctx, "/v1/containers", &cs) != nil {
+				return false
+			}
+			seen := 0
+			for _, c := range cs {
+				if c.Node == "n1" && slices.Contains(ids, c.Workload) {
+					seen++
+				}
+			}
+			for _, nd := range nodes {
+				if nd.Name == "n1" && nd.CPUCores > 0.25*nd.CPUCapacity {
+					return false
+				}
+			}
+			if seen != 2 {
+				return false
+			}
+			// A decision round has seen both, with n1 not hot: the clock starts from cool.
+			var ex api.Explain
+			if d.ac.get(ctx, "/v1/explain", &ex) != nil {
+				return false
+			}
+			cool := 0
+			for _, x := range ex.Explanations {
+				if slices.Contains(ids, x.Container) && !slices.Contains(x.Triggers, "node-hot") {
+					cool++
+				}
+			}
+			return cool == 2
+		})
+		if err != nil {
+			return err
+		}
+		d.say("\nround %d/%d: n1 runs hot (%s and %s burn %g cores each)", i, n, names[0], names[1], demoBurn)
+		hot := time.Now()
+		for _, name := range names {
+			if err := workload.SetCPUOf(ctx, d.clis["n1"], name, demoBurn); err != nil {
+				return err
+			}
+		}
+		m, _, err := d.awaitMove(ctx, "n1", ids, hot)
+		if err != nil {
+			return err
+		}
+		if m.Phase != scheduler.PhaseCompleted {
+			return fmt.Errorf("round %d: migration %s ended %s: %s", i, m.ID, m.Phase, m.Failure)
+		}
+		t := m.Updated.Sub(hot)
+		took = append(took, t)
+		d.say("  %s running on %s %.1f s after n1 turned hot (downtime %.3f s)", nameOf(d.ids, m.Workload), m.Target, t.Seconds(), m.Measured.Downtime.Seconds())
+		for _, id := range ids {
+			for _, cli := range d.clis {
+				_ = cli.ContainerRemove(ctx, nameOf(d.ids, id), container.RemoveOptions{Force: true})
+			}
+		}
+	}
+	sorted := slices.Clone(took)
+	slices.Sort(sorted)
+	parts := make([]string, len(took))
+	for i, t := range took {
+		parts[i] = fmt.Sprintf("%.1f", t.Seconds())
+	}
+	d.say("\ntime from n1 turning hot to a workload running elsewhere: median %.1f s of %d rounds (%s s)",
+		sorted[len(sorted)/2].Seconds(), len(took), strings.Join(parts, ", "))
 	return nil
 }
 
