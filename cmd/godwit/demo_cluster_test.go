@@ -30,7 +30,9 @@ func TestIndent(t *testing.T) {
 
 // TestDemoFlags: bad combinations are usage errors, before anything starts.
 func TestDemoFlags(t *testing.T) {
-	for _, args := range [][]string{{"demo", "--compress"}, {"demo", "--mib", "20000"}, {"demo", "now"}} {
+	for _, args := range [][]string{{"demo", "--compress"}, {"demo", "--mib", "20000"}, {"demo", "now"},
+		{"demo", "--first-ip", "10.0.0.1"}, {"demo", "--first-ip", "127.0.0.0"}, {"demo", "--first-ip", "nowhere"},
+		{"demo", "--manual", "--drain"}, {"demo", "--measure-hot", "-1"}} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d: %s", args, code, exitUsage, errb.String())
