@@ -33,7 +33,7 @@ func init() {
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", stderr)
 	manual := fs.Bool("manual", false, "the first demo: two engines, one migration ordered by hand, with per-phase timings")
-	mib := fs.Int("mib", 256, "memory of the workload, MiB (384 with --manual unless given)")
+	mib := fs.Int("mib", 128, "memory of each workload, MiB (384 with --manual unless given)")
 	compress := fs.Bool("compress", false, "with --manual: compress the checkpoint stream with zstd")
 	drain := fs.Bool("drain", false, "a third act: the operator drains the node that took the first workload, and godwit empties it")
 	measureHot := fs.Int("measure-hot", 0, "instead of the acts, make n1 hot N times with fresh workloads and print the time until one runs elsewhere, and the median")
