@@ -99,15 +99,15 @@ func (c *LeaderConfig) setDefaults() {
 type Leader struct {
 	cfg LeaderConfig
 
+	// lastUsers are the user sites the last plan was evaluated with (under mu).
+	lastUsers []WorkloadUsers
+
 	mu       sync.Mutex
 	tracking map[string]bool // migrations a goroutine of this term drives or settles
 	lastPlan *policy.Plan
 	term     context.Context // Run's context while it runs: migrations live no longer
 	decide   sync.Mutex      // rounds and manual requests re-check and record one at a time
 	wg       sync.WaitGroup
-
-	// lastUsers are the user sites the last plan was evaluated with (under mu).
-	lastUsers []WorkloadUsers
 }
 
 // NewLeader returns a leader loop; Run starts it.
