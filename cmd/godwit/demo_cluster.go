@@ -829,6 +829,12 @@ func (d *clusterDemo) awaitMove(ctx context.Context, source string, workloads []
 // explanation of the workloads.
 func (d *clusterDemo) whyNot(ctx context.Context, workloads []string) {
 	d.say("\nno move; the nodes and the leader's last plan:")
+	defer func() {
+		var ex api.Explain
+		if d.ac.get(ctx, "/v1/explain", &ex) == nil {
+			d.say("  (that plan was made %.0f s ago)", time.Since(ex.At).Seconds())
+		}
+	}()
 	_ = runNodes(d.apiArgs, d.indent(), d.out)
 	var ex api.Explain
 	if d.ac.get(ctx, "/v1/explain", &ex) != nil {
@@ -934,11 +940,19 @@ func (d *clusterDemo) checkState(ctx context.Context, name, wid, source, target 
 	return nil
 }
 
-// report prints the agents' last warnings and errors, for a failed run.
+// report prints the agents' last warnings and errors, for a failed run, and keeps their
+// whole logs in files beside the demo's directory.
 func (d *clusterDemo) report() {
 	for _, a := range d.agents {
 		if p := a.log.problems(4); len(p) > 0 {
 			d.say("last warnings of %s:\n  %s", a.name, strings.Join(p, "\n  "))
+		}
+		a.log.mu.Lock()
+		text := a.log.b.String()
+		a.log.mu.Unlock()
+		file := d.dir + "-" + a.name + ".log"
+		if os.WriteFile(file, []byte(text), 0o600) == nil {
+			d.say("the log of %s: %s", a.name, file)
 		}
 	}
 }
