@@ -113,6 +113,8 @@ const (
 	TypeSetCostModel    CommandType = "set-cost-model"
 	TypeSetConditions   CommandType = "set-conditions"
 	TypePruneMigrations CommandType = "prune-migrations"
+	TypeSetUsers        CommandType = "set-users"
+	TypeClearUsers      CommandType = "clear-users"
 )
 
 // commandVersions is the payload version this code writes and the only one it reads, per
@@ -129,6 +131,8 @@ var commandVersions = map[CommandType]int{
 	TypeSetCostModel:    1,
 	TypeSetConditions:   1,
 	TypePruneMigrations: 1,
+	TypeSetUsers:        1,
+	TypeClearUsers:      1,
 }
 
 // CommandVersion returns the payload version this code writes for t (0: unknown type).
@@ -245,6 +249,21 @@ type PruneMigrations struct {
 	Before time.Time `json:"before"`
 }
 
+// SetUsers records where a workload's users are (`godwit users set`): sites with relative
+// weights (policy.CheckUserSites). It takes precedence over the container's
+// godwit.io/user-sites label until ClearUsers. Recording the sites already recorded
+// changes nothing (the first record's requester and time stay).
+type SetUsers struct {
+	Workload string            `json:"workload"`
+	Sites    []policy.UserSite `json:"sites"`
+}
+
+// ClearUsers drops a workload's recorded user sites: its label, if any, counts again.
+// Clearing a workload with none recorded changes nothing.
+type ClearUsers struct {
+	Workload string `json:"workload"`
+}
+
 // payload is implemented by every payload type. check validates what can be validated
 // without the state; Apply checks the rest.
 type payload interface {
@@ -262,6 +281,8 @@ func (Undrain) commandType() CommandType         { return TypeUndrain }
 func (SetCostModel) commandType() CommandType    { return TypeSetCostModel }
 func (SetConditions) commandType() CommandType   { return TypeSetConditions }
 func (PruneMigrations) commandType() CommandType { return TypePruneMigrations }
+func (SetUsers) commandType() CommandType        { return TypeSetUsers }
+func (ClearUsers) commandType() CommandType      { return TypeClearUsers }
 
 // newPayload returns a pointer to a zero payload of type t, or nil for an unknown type.
 func newPayload(t CommandType) payload {
@@ -286,6 +307,10 @@ func newPayload(t CommandType) payload {
 		return &SetConditions{}
 	case TypePruneMigrations:
 		return &PruneMigrations{}
+	case TypeSetUsers:
+		return &SetUsers{}
+	case TypeClearUsers:
+		return &ClearUsers{}
 	}
 	return nil
 }
@@ -546,6 +571,23 @@ func (p SetConditions) check() error {
 func (p PruneMigrations) check() error {
 	if p.Before.IsZero() {
 		return missing("before")
+	}
+	return nil
+}
+
+func (p SetUsers) check() error {
+	if !validName(p.Workload) {
+		return missing("workload")
+	}
+	if err := policy.CheckUserSites(p.Sites); err != nil {
+		return &Rejection{Err: ErrInvalidCommand, Detail: "sites", Cause: err}
+	}
+	return nil
+}
+
+func (p ClearUsers) check() error {
+	if !validName(p.Workload) {
+		return missing("workload")
 	}
 	return nil
 }

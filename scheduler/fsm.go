@@ -171,6 +171,20 @@ func apply(s *State, cmd *Command, p any, res *ApplyResult) error {
 	case *PruneMigrations:
 		pruneMigrations(s, p, res)
 		return nil
+	case *SetUsers:
+		if u, ok := s.Users[p.Workload]; ok && slices.Equal(u.Sites, p.Sites) {
+			res.Unchanged = true
+			return nil
+		}
+		s.Users[p.Workload] = UsersRecord{Sites: slices.Clone(p.Sites), By: cmd.By, At: cmd.At}
+		return nil
+	case *ClearUsers:
+		if _, ok := s.Users[p.Workload]; !ok {
+			res.Unchanged = true
+			return nil
+		}
+		delete(s.Users, p.Workload)
+		return nil
 	}
 	return reject(ErrUnknownCommand, "payload %T", p)
 }

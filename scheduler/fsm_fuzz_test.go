@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/raft"
+
+	"github.com/godwit-io/godwit/policy"
 )
 
 // FuzzApply feeds random bytes to Apply as a raft log entry, against a state holding a
@@ -31,6 +33,9 @@ func FuzzApply(f *testing.F) {
 		{typ: TypeSetCostModel, p: SetCostModel{Model: refittedModel()}},
 		{typ: TypeSetConditions, p: testConditions()},
 		{typ: TypePruneMigrations, p: PruneMigrations{Before: epoch.Add(1 << 40)}},
+		{typ: TypeSetUsers, p: SetUsers{Workload: "web", Sites: []policy.UserSite{{Site: "north", Weight: 1}}}},
+		{typ: TypeSetUsers, p: SetUsers{Workload: "db", Sites: []policy.UserSite{{Site: "north", Weight: 0.25}, {Site: "south", Weight: 3}}}},
+		{typ: TypeClearUsers, p: ClearUsers{Workload: "db"}},
 	} {
 		f.Add(c.encode(f))
 	}

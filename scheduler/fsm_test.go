@@ -292,6 +292,40 @@ func TestApplyAccepted(t *testing.T) {
 			want:      func(*State) {},
 		},
 		{
+			desc: "set-users",
+			cmd:  testCmd{typ: TypeSetUsers, p: SetUsers{Workload: "web", Sites: []policy.UserSite{{Site: "north", Weight: 0.7}, {Site: "south", Weight: 0.3}}}, at: time.Minute, by: "lb"},
+			want: func(s *State) {
+				s.Users["web"] = UsersRecord{Sites: []policy.UserSite{{Site: "north", Weight: 0.7}, {Site: "south", Weight: 0.3}}, By: "lb", At: epoch.Add(time.Minute)}
+			},
+		},
+		{
+			desc:  "set-users: new sites replace the old",
+			setup: []testCmd{{typ: TypeSetUsers, p: SetUsers{Workload: "web", Sites: []policy.UserSite{{Site: "north", Weight: 1}}}}},
+			cmd:   testCmd{typ: TypeSetUsers, p: SetUsers{Workload: "web", Sites: []policy.UserSite{{Site: "south", Weight: 2}}}, at: time.Minute, by: "lb"},
+			want: func(s *State) {
+				s.Users["web"] = UsersRecord{Sites: []policy.UserSite{{Site: "south", Weight: 2}}, By: "lb", At: epoch.Add(time.Minute)}
+			},
+		},
+		{
+			desc:      "set-users: the same sites again keep the first record",
+			setup:     []testCmd{{typ: TypeSetUsers, p: SetUsers{Workload: "web", Sites: []policy.UserSite{{Site: "north", Weight: 1}}}}},
+			cmd:       testCmd{typ: TypeSetUsers, p: SetUsers{Workload: "web", Sites: []policy.UserSite{{Site: "north", Weight: 1}}}, at: time.Minute, by: "lb"},
+			unchanged: true,
+			want:      func(*State) {},
+		},
+		{
+			desc:  "clear-users",
+			setup: []testCmd{{typ: TypeSetUsers, p: SetUsers{Workload: "web", Sites: []policy.UserSite{{Site: "north", Weight: 1}}}}},
+			cmd:   testCmd{typ: TypeClearUsers, p: ClearUsers{Workload: "web"}},
+			want:  func(s *State) { delete(s.Users, "web") },
+		},
+		{
+			desc:      "clear-users: none recorded",
+			cmd:       testCmd{typ: TypeClearUsers, p: ClearUsers{Workload: "web"}},
+			unchanged: true,
+			want:      func(*State) {},
+		},
+		{
 			desc: "set-cost-model",
 			cmd: testCmd{typ: TypeSetCostModel, p: SetCostModel{Model: refittedModel(), Errors: CostErrors{Downtime: ErrorStat{N: 5, MeanAbs: 0.3, Bias: 0.1, MeanRelative: 0.15}}},
 				at: time.Minute},
@@ -516,6 +550,15 @@ func TestApplyRejected(t *testing.T) {
 		{desc: "drain: a name too long", data: rawOf(TypeDrain, 1, epoch, "x", Drain{Node: strings.Repeat("n", maxNameLen+1)}), wantErr: ErrInvalidCommand},
 		{desc: "undrain: a control character", data: rawOf(TypeUndrain, 1, epoch, "x", Undrain{Node: "a\x7f"}), wantErr: ErrInvalidCommand},
 
+		// set-users, clear-users
+		{desc: "set-users: no sites", data: rawOf(TypeSetUsers, 1, epoch, "x", SetUsers{Workload: "w"}), wantErr: ErrInvalidCommand},
+		{desc: "set-users: no workload", data: rawOf(TypeSetUsers, 1, epoch, "x", SetUsers{Sites: []policy.UserSite{{Site: "a", Weight: 1}}}), wantErr: ErrInvalidCommand},
+		{desc: "set-users: a zero weight", data: rawOf(TypeSetUsers, 1, epoch, "x", SetUsers{Workload: "w", Sites: []policy.UserSite{{Site: "a", Weight: 0}}}), wantErr: ErrInvalidCommand},
+		{desc: "set-users: a negative weight", data: rawOf(TypeSetUsers, 1, epoch, "x", SetUsers{Workload: "w", Sites: []policy.UserSite{{Site: "a", Weight: -1}}}), wantErr: ErrInvalidCommand},
+		{desc: "set-users: a site twice", data: rawOf(TypeSetUsers, 1, epoch, "x", SetUsers{Workload: "w", Sites: []policy.UserSite{{Site: "a", Weight: 1}, {Site: "a", Weight: 2}}}), wantErr: ErrInvalidCommand},
+		{desc: "set-users: an empty site", data: rawOf(TypeSetUsers, 1, epoch, "x", SetUsers{Workload: "w", Sites: []policy.UserSite{{Site: "", Weight: 1}}}), wantErr: ErrInvalidCommand},
+		{desc: "clear-users: no workload", data: rawOf(TypeClearUsers, 1, epoch, "x", ClearUsers{}), wantErr: ErrInvalidCommand},
+
 		// set-cost-model, set-conditions, prune-migrations
 		{desc: "set-cost-model: no bandwidth", data: rawOf(TypeSetCostModel, 1, epoch, "x", SetCostModel{}), wantErr: ErrInvalidCommand},
 		{desc: "set-cost-model: negative error count", data: rawOf(TypeSetCostModel, 1, epoch, "x",
@@ -656,7 +699,8 @@ func busyFSM(tb testing.TB) *FSM {
 		testCmd{typ: TypeDrain, p: Drain{Node: "d", Reason: "disk"}},
 		testCmd{typ: TypeSetOwner, p: SetOwner{Workload: "cache", Node: "c"}},
 		testCmd{typ: TypeSetCostModel, p: SetCostModel{Model: refittedModel(), Errors: CostErrors{Checkpoint: ErrorStat{N: 2, MeanAbs: 0.2}}}},
-		testCmd{typ: TypeSetConditions, p: testConditions()})
+		testCmd{typ: TypeSetConditions, p: testConditions()},
+		testCmd{typ: TypeSetUsers, p: SetUsers{Workload: "db", Sites: []policy.UserSite{{Site: "north", Weight: 0.25}, {Site: "south", Weight: 3}}}})
 	applyAll(tb, f, append([]testCmd{planCmd("m-1", "web", "a", "b")}, toPhase("m-1", PhaseCompleted)...)...)
 	applyAll(tb, f, append([]testCmd{planCmd("m-2", "db", "a", "c")}, toPhase("m-2", PhaseStreaming)...)...)
 	applyAll(tb, f, planCmd("m-3", "api", "b", "a"), finishCmd("m-3", PhaseInDoubt))
@@ -874,8 +918,12 @@ func (g *cmdGen) next(tb testing.TB) []byte {
 			Measured: Costs{Downtime: time.Duration(g.r.IntN(5)) * time.Second}}}
 	case k < 78:
 		c = testCmd{typ: TypeSetOwner, p: SetOwner{Workload: g.pick(workloads...), Node: g.pick(nodes...), Replace: g.r.IntN(3) == 0}}
-	case k < 84:
+	case k < 81:
 		c = testCmd{typ: TypeDrain, p: Drain{Node: g.pick(nodes...)}}
+	case k < 83:
+		c = testCmd{typ: TypeSetUsers, p: SetUsers{Workload: g.pick(workloads...), Sites: []policy.UserSite{{Site: g.pick("north", "south"), Weight: float64(g.r.IntN(3) + 1)}}}}
+	case k < 84:
+		c = testCmd{typ: TypeClearUsers, p: ClearUsers{Workload: g.pick(workloads...)}}
 	case k < 90:
 		c = testCmd{typ: TypeUndrain, p: Undrain{Node: g.pick(nodes...)}}
 	case k < 92:

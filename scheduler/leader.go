@@ -111,6 +111,9 @@ func (c *LeaderConfig) setDefaults() {
 type Leader struct {
 	cfg LeaderConfig
 
+	// lastUsers are the user sites the last plan was evaluated with (under mu).
+	lastUsers []WorkloadUsers
+
 	mu       sync.Mutex
 	tracking map[string]bool // migrations a goroutine of this term drives or settles
 	lastPlan *policy.Plan
@@ -233,6 +236,14 @@ func (l *Leader) LastPlan() *policy.Plan {
 	return l.lastPlan
 }
 
+// LastPlanUsers are the user sites the latest decision round's plan used, per workload
+// (only workloads with sites, a label or a record).
+func (l *Leader) LastPlanUsers() []WorkloadUsers {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastUsers
+}
+
 // reconcile takes over every migration the ledger has in flight or in doubt: a previous
 // leader ordered it, or this one did before it lost and regained leadership.
 func (l *Leader) reconcile(ctx context.Context) {
@@ -264,8 +275,9 @@ func (l *Leader) Round(ctx context.Context) (err error) {
 	view := BuildView(l.cfg.Gossip(), l.viewInputs(st))
 	plan := policy.Evaluate(view, pol, st.Cost.Model, st.Ledger(), now)
 	defer func() { l.cfg.Observer.DecisionRound(time.Since(start), &plan, refused, err) }()
+	users := UsersOf(view, st)
 	l.mu.Lock()
-	l.lastPlan = &plan
+	l.lastPlan, l.lastUsers = &plan, users
 	l.mu.Unlock()
 	if _, err := l.propose(ctx, TypeSetConditions, SetConditions{Conditions: plan.Conditions, Stats: plan.ConditionStats}); err != nil {
 		return err
@@ -340,13 +352,7 @@ func DecisionTriggers(reason string) []string {
 	return nil
 }
 
-func (l *Leader) viewInputs(st *State) ViewInputs {
-	in := ViewInputs{Drained: map[string]bool{}, Owners: st.Owners}
-	for n := range st.Drained {
-		in.Drained[n] = true
-	}
-	return in
-}
+func (l *Leader) viewInputs(st *State) ViewInputs { return st.ViewInputs() }
 
 // plan records a migration through raft, in the name of by (the leader itself, or the
 // operator who asked); the state machine refuses it if it conflicts with the ledger it

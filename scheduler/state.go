@@ -106,6 +106,16 @@ type State struct {
 	// evaluation (policy.Plan), handed back to it as policy.Ledger's.
 	Conditions     []policy.ConditionState `json:"conditions,omitempty"`
 	ConditionStats []policy.ConditionStat  `json:"conditionStats,omitempty"`
+	// Users are where workloads' users are, by workload identity, as recorded through the
+	// API (`godwit users set`); they take precedence over the containers' labels.
+	Users map[string]UsersRecord `json:"users,omitempty"`
+}
+
+// UsersRecord is a workload's user sites, who reported them and when.
+type UsersRecord struct {
+	Sites []policy.UserSite `json:"sites"`
+	By    string            `json:"by"`
+	At    time.Time         `json:"at"`
 }
 
 // PolicyRecord is the policy in force and where it came from.
@@ -304,6 +314,9 @@ func (s *State) normalize() {
 	if s.Drained == nil {
 		s.Drained = map[string]DrainRecord{}
 	}
+	if s.Users == nil {
+		s.Users = map[string]UsersRecord{}
+	}
 	if len(s.Conditions) == 0 {
 		s.Conditions = nil
 	}
@@ -321,6 +334,13 @@ func (s *State) Clone() *State {
 		Cost:           s.Cost,
 		Conditions:     slices.Clone(s.Conditions),
 		ConditionStats: slices.Clone(s.ConditionStats),
+	}
+	if s.Users != nil {
+		c.Users = make(map[string]UsersRecord, len(s.Users))
+		for w, u := range s.Users {
+			u.Sites = slices.Clone(u.Sites)
+			c.Users[w] = u
+		}
 	}
 	if s.Policy != nil {
 		p := *s.Policy
@@ -452,6 +472,13 @@ func (s *State) Check() error {
 	for n := range s.Drained {
 		if !validName(n) {
 			bad("drained node %q: invalid name", n)
+		}
+	}
+	for w, u := range s.Users {
+		if !validName(w) || !validName(u.By) {
+			bad("users of workload %q: invalid workload or requester name", w)
+		} else if err := policy.CheckUserSites(u.Sites); err != nil {
+			bad("users of workload %q: %v", w, err)
 		}
 	}
 	if s.Policy != nil && s.Policy.Version == 0 {

@@ -75,9 +75,17 @@ func BuildView(g gossip.ClusterView, in ViewInputs) policy.ClusterView {
 	return view
 }
 
+// usersOf is where a container's users are, by precedence: the sites recorded through the
+// API (newer information, reported as users move), else its godwit.io/user-sites label
+// (set when the container was deployed; an invalid label counts as none, and the agent
+// that runs the container logs why), else the sites gossip carries for it, weight 1 each.
 func usersOf(id string, c gossip.Container, set map[string][]policy.UserSite) []policy.UserSite {
 	if u, ok := set[id]; ok {
 		return append([]policy.UserSite(nil), u...)
+	}
+	if v, ok := c.Labels[policy.LabelUserSites]; ok {
+		u, _ := policy.ParseUserSites(v)
+		return u
 	}
 	var out []policy.UserSite
 	for _, s := range c.UserSites {

@@ -99,7 +99,7 @@ func runNodes(args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSITE\tROLE\tSTATUS\tDRAINED\tCPU\tMEMORY\tCONTAINERS")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.1f/%.0f\t%s/%s\t%d\n", n.Name, orDash(n.Site), orDash(n.Role), n.Status, n.Drained,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.2f/%g\t%s/%s\t%d\n", n.Name, orDash(n.Site), orDash(n.Role), n.Status, n.Drained,
 			n.CPUCores, n.CPUCapacity, mib(n.MemoryBytes), mib(n.MemoryCapacity), n.Containers)
 	}
 	return tw.Flush()

@@ -25,7 +25,7 @@ import (
 )
 
 func init() {
-	register("demo", "a local cluster that moves a workload off a drained node by itself (--manual: one migration ordered by hand)", runDemo)
+	register("demo", "a local 3-node cluster that moves workloads off a hot node and toward their users by itself (--manual: one migration ordered by hand)", runDemo)
 }
 
 // runDemo runs the cluster demo (demo_cluster.go) or, with --manual, the first demo: two
@@ -33,8 +33,11 @@ func init() {
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", stderr)
 	manual := fs.Bool("manual", false, "the first demo: two engines, one migration ordered by hand, with per-phase timings")
-	mib := fs.Int("mib", 256, "memory of the workload, MiB (384 with --manual unless given)")
+	mib := fs.Int("mib", 128, "memory of each workload, MiB (384 with --manual unless given)")
 	compress := fs.Bool("compress", false, "with --manual: compress the checkpoint stream with zstd")
+	drain := fs.Bool("drain", false, "a third act: the operator drains the node that took the first workload, and godwit empties it")
+	measureHot := fs.Int("measure-hot", 0, "instead of the acts, make n1 hot N times with fresh workloads and print the time until one runs elsewhere, and the median")
+	firstIP := fs.String("first-ip", "127.0.0.21", "the cluster demo's first node address (the others follow it); a loopback IPv4 address")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,13 +55,24 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if *compress && !*manual {
 		return usagef("--compress goes with --manual (the leader decides how the cluster demo migrates)")
 	}
+	ip := net.ParseIP(*firstIP).To4()
+	if ip == nil || !ip.IsLoopback() || ip[3] == 0 || ip[3] > 250 {
+		return usagef("--first-ip must be a loopback IPv4 address from x.x.x.1 to x.x.x.250, got %q", *firstIP)
+	}
+	if *measureHot < 0 || *measureHot > 100 {
+		return usagef("--measure-hot must be between 0 and 100, got %d", *measureHot)
+	}
+	if *manual && (*drain || *measureHot > 0 || *firstIP != "127.0.0.21") {
+		return usagef("--drain, --measure-hot and --first-ip go with the cluster demo, not --manual")
+	}
+	opt := demoOptions{mib: *mib, ipBase: fmt.Sprintf("%d.%d.%d", ip[0], ip[1], ip[2]), ipFirst: int(ip[3]), drain: *drain, measureHot: *measureHot}
 	if os.Geteuid() != 0 {
 		return errors.New("the demo starts dockerd and CRIU: run it as root (make demo)")
 	}
 	if *manual {
 		return runManualDemo(*mib, *compress, stdout)
 	}
-	return runClusterDemo(*mib, stdout)
+	return runClusterDemo(opt, stdout)
 }
 
 // demoNode is one simulated node of the demo: an engine, its runtime and its endpoint.

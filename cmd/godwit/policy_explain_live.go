@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
 
@@ -50,5 +51,15 @@ func policyExplainLive(cf *clientFlags, workloads []string, asJSON bool, stdout 
 		return writeJSON(stdout, plan)
 	}
 	printPlan(stdout, p, plan)
+	var us []scheduler.WorkloadUsers
+	for _, u := range ex.Users {
+		if len(workloads) == 0 || slices.Contains(workloads, u.Workload) {
+			us = append(us, u)
+		}
+	}
+	if len(us) > 0 {
+		fmt.Fprintln(stdout, "\nwhere the users were (the sites this plan was evaluated with):")
+		printUsers(indented(stdout), us)
+	}
 	return nil
 }

@@ -380,8 +380,19 @@ func (a *Agent) startGossip(key []byte) error {
 	g.Capacity = gossip.Capacity{CPUCores: a.cfg.Capacity.CPU, MemoryBytes: uint64(a.cfg.Capacity.Memory)}
 	g.Logger = newHCLog(a.log, "gossip")
 	g.Labels = a.nodeLabels()
+	if d := time.Duration(a.cfg.Gossip.EmulatedDelay); d > 0 {
+		tr, err := gossip.NewDelayTransport(g.BindAddr, g.BindPort, func(string, string) time.Duration { return d }, nil)
+		if err != nil {
+			return err
+		}
+		g.Transport, g.BindPort = tr, tr.Port()
+		a.log.Info("gossip packets delayed on purpose (gossip.emulated_delay)", "delay", d)
+	}
 	ga, err := gossip.Start(g)
 	if err != nil {
+		if g.Transport != nil {
+			_ = g.Transport.Shutdown()
+		}
 		return err
 	}
 	a.gossip.Store(ga)
@@ -612,12 +623,14 @@ func (a *Agent) inventoryLoop(ctx context.Context) {
 	var lastUse map[string]gossip.ContainerUsage
 	published := false
 	var lastErr string
+	labels := labelWarnings{}
 	t := time.NewTicker(time.Duration(a.cfg.Inventory.Interval))
 	defer t.Stop()
 	for {
 		g := a.gossip.Load()
 		cs, err := a.inv.Containers(ctx)
 		if err == nil {
+			labels.check(a.log, cs)
 			sort.Slice(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
 			var cpu float64
 			var mem uint64

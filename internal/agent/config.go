@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -98,6 +99,11 @@ type GossipConfig struct {
 	InsecureNoEncryption bool `yaml:"insecure_no_encryption"`
 	// Profile is lan (one site or a metro edge) or wan (sites far apart).
 	Profile string `yaml:"profile"`
+	// EmulatedDelay (labs and demos only) adds this one-way delay to every gossip packet
+	// the node sends, in user space: nodes on one machine then measure RTTs between them
+	// (twice the delay between two such nodes) in their coordinates, and the policy's
+	// site RTTs with them. 0, the default, adds none.
+	EmulatedDelay Duration `yaml:"emulated_delay"`
 }
 
 // MetricsConfig is where else than the API the agent serves its metrics.
@@ -284,6 +290,9 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 	}
 	if c.Gossip.Profile != "lan" && c.Gossip.Profile != "wan" {
 		d.atPath("gossip.profile", root, "must be lan or wan, got %q", c.Gossip.Profile)
+	}
+	if c.Gossip.EmulatedDelay < 0 || c.Gossip.EmulatedDelay > Duration(time.Second) {
+		d.atPath("gossip.emulated_delay", root, "must be 0 (none) to 1s")
 	}
 	if c.Gossip.KeyFile == "" && !c.Gossip.InsecureNoEncryption {
 		d.atPath("gossip.key_file", root, "required: gossip is encrypted with the cluster key (`godwit keygen` makes one); insecure_no_encryption: true turns this off")

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"log/slog"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/godwit-io/godwit/gossip"
 	"github.com/godwit-io/godwit/migrate"
+	"github.com/godwit-io/godwit/policy"
 )
 
 // Inventory lists the containers running on this node's runtime, for gossip. Containers
@@ -124,7 +127,9 @@ func (d DockerInventory) Watch(ctx context.Context, changed func()) {
 }
 
 // sameInventory reports whether b differs from a only by small drifts of memory (under 5%
-// and 16 MiB) and CPU: such drifts ride on the next load publication, not a new inventory.
+// or 16 MiB) and CPU (under 0.1 cores or 25%): such drifts ride on the next load
+// publication, not a new inventory. A container whose CPU use changes more is published
+// again: the leader decides which container relieves a hot node by the containers' CPU.
 func sameInventory(a, b []gossip.Container) bool {
 	if len(a) != len(b) {
 		return false
@@ -146,6 +151,38 @@ func sameInventory(a, b []gossip.Container) bool {
 		if d > 16<<20 && d > 0.05*float64(max(x.MemoryBytes, y.MemoryBytes)) {
 			return false
 		}
+		if c := math.Abs(x.CPUCores - y.CPUCores); c > 0.1 && c > 0.25*max(x.CPUCores, y.CPUCores) {
+			return false
+		}
 	}
 	return true
+}
+
+// labelWarnings remembers the invalid godwit.io/user-sites labels already logged, so that
+// each is logged once per container and value, not at every listing.
+type labelWarnings map[string]string
+
+// check logs, once, each container whose godwit.io/user-sites label does not parse: the
+// leader ignores such a label (the container counts as having no user sites).
+func (w labelWarnings) check(log *slog.Logger, cs []gossip.Container) {
+	seen := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		v, ok := c.Labels[policy.LabelUserSites]
+		if !ok {
+			continue
+		}
+		seen[c.ID] = true
+		if prev, logged := w[c.ID]; logged && prev == v {
+			continue
+		}
+		w[c.ID] = v
+		if _, err := policy.ParseUserSites(v); err != nil {
+			log.Warn("container label ignored: the leader counts no user sites for it", "container", c.Name, "label", policy.LabelUserSites, "value", v, "err", err)
+		}
+	}
+	for id := range w {
+		if !seen[id] {
+			delete(w, id)
+		}
+	}
 }

@@ -451,6 +451,72 @@ func TestAPI(t *testing.T) {
 			t.Fatal("s3 still drained")
 		}
 	})
+	t.Run("users: set through a follower, shown, explained, refused when bad, cleared", func(t *testing.T) {
+		users := func() []scheduler.WorkloadUsers {
+			var us []scheduler.WorkloadUsers
+			do(t, op, "GET", c.client, "/v1/users", nil).decode(t, &us)
+			return us
+		}
+		if us := users(); len(us) != 0 {
+			t.Fatalf("users before any: %+v", us)
+		}
+		var acc api.Accepted
+		ans := do(t, op, "PUT", follower, "/v1/users/w", []byte(`{"sites":[{"site":"site-1","weight":0.7},{"site":"site-2","weight":0.3}]}`))
+		ans.decode(t, &acc)
+		if acc.Workload != c.workload || ans.servedBy != leader.Config().Node {
+			t.Fatalf("by %s: %s", ans.servedBy, ans.body)
+		}
+		waitFor(t, "the users on every server", 5*time.Second, func() bool {
+			for _, s := range c.servers {
+				if _, ok := s.ControlPlane().FSM().State().Users[c.workload]; !ok {
+					return false
+				}
+			}
+			return true
+		})
+		us := users()
+		if len(us) != 1 || us[0].Workload != c.workload || us[0].Source != scheduler.UsersFromAPI || us[0].By != "alice (operator)" || len(us[0].Sites) != 2 || us[0].Sites[0].Site != "site-1" {
+			t.Fatalf("users: %+v", us)
+		}
+		waitFor(t, "a plan that used them", 10*time.Second, func() bool {
+			var ex api.Explain
+			do(t, op, "GET", follower, "/v1/explain?workload="+c.workload, nil).decode(t, &ex)
+			return len(ex.Users) == 1 && ex.Users[0].Source == scheduler.UsersFromAPI && len(ex.Users[0].Sites) == 2
+		})
+		before := leader.ControlPlane().FSM().State()
+		for _, bad := range []struct{ path, body, code string }{
+			{"/v1/users/w", `{"sites":[{"site":"nowhere","weight":1}]}`, api.CodeUnknownSite},
+			{"/v1/users/w", `{"sites":[{"site":"site-1","weight":0}]}`, api.CodeInvalidUsers},
+			{"/v1/users/w", `{"sites":[{"site":"site-1","weight":-2}]}`, api.CodeInvalidUsers},
+			{"/v1/users/w", `{"sites":[]}`, api.CodeInvalidUsers},
+			{"/v1/users/w", `{}`, api.CodeInvalidUsers},
+			{"/v1/users/w", `{"sites":[{"site":"site-1","weight":1},{"site":"site-1","weight":2}]}`, api.CodeInvalidUsers},
+			{"/v1/users/w", `{"sites":[{"site":"site-1","weight":"heavy"}]}`, api.CodeBadRequest},
+			{"/v1/users/w", `{"sites":[{"site":"site-1","weight":1}],"extra":1}`, api.CodeBadRequest},
+			{"/v1/users/w", `not json`, api.CodeBadRequest},
+			{"/v1/users/nosuch", `{"sites":[{"site":"site-1","weight":1}]}`, api.CodeUnknownWorkload},
+		} {
+			if ans := do(t, op, "PUT", follower, bad.path, []byte(bad.body)); ans.status != 400 || ans.err.Code != bad.code {
+				t.Errorf("PUT %s %s: %d %s, want 400 %s", bad.path, bad.body, ans.status, ans.body, bad.code)
+			}
+		}
+		if ans := do(t, nodeClient, "PUT", leader, "/v1/users/w", []byte(`{"sites":[{"site":"site-1","weight":1}]}`)); ans.status != 403 {
+			t.Errorf("a client node set users: %d", ans.status)
+		}
+		if d := before.Users[c.workload]; len(leader.ControlPlane().FSM().State().Users) != 1 || leader.ControlPlane().FSM().State().Users[c.workload].At != d.At {
+			t.Fatal("a refused request changed the recorded users")
+		}
+		do(t, op, "DELETE", follower, "/v1/users/w", nil).decode(t, &acc)
+		if acc.Workload != c.workload || !strings.HasPrefix(acc.Message, "cleared") {
+			t.Fatalf("clear: %+v", acc)
+		}
+		if _, ok := leader.ControlPlane().FSM().State().Users[c.workload]; ok {
+			t.Fatal("still recorded after clear")
+		}
+		if ans := do(t, op, "DELETE", leader, "/v1/users/nosuch", nil); ans.status != 400 || ans.err.Code != api.CodeUnknownWorkload {
+			t.Fatalf("clear of an unknown workload: %d %s", ans.status, ans.body)
+		}
+	})
 	t.Run("migrate through a follower ends completed in the ledger", func(t *testing.T) {
 		target := c.servers[0].Config().Node
 		ans := do(t, op, "POST", follower, "/v1/migrate", []byte(fmt.Sprintf(`{"workload":"w","to":%q}`, target)))

@@ -19,6 +19,8 @@ const (
 	CodeUnknownNode     = "unknown-node"       // 400: the node is not in the cluster
 	CodeUnknownWorkload = "unknown-workload"   // 400: no node runs the workload
 	CodeInvalidPolicy   = "invalid-policy"     // 400: the policy does not parse (Problems)
+	CodeUnknownSite     = "unknown-site"       // 400: no node of the cluster is at the site
+	CodeInvalidUsers    = "invalid-users"      // 400: no sites, a bad weight, a site twice
 	CodeTooLarge        = "too-large"          // 413
 	CodeConflict        = "conflict"           // 409: the ledger does not allow it now
 	CodeNoPolicy        = "no-policy"          // 404: no policy in force
@@ -77,6 +79,10 @@ func toError(err error) *Error {
 		return errorf(http.StatusBadRequest, CodeUnknownNode, "%v", err)
 	case errors.Is(err, scheduler.ErrUnknownWorkload):
 		return errorf(http.StatusBadRequest, CodeUnknownWorkload, "%v", err)
+	case errors.Is(err, scheduler.ErrUnknownSite):
+		return errorf(http.StatusBadRequest, CodeUnknownSite, "%v", err)
+	case errors.Is(err, policy.ErrInvalidUserSites):
+		return errorf(http.StatusBadRequest, CodeInvalidUsers, "%v", err)
 	case errors.As(err, &pes):
 		e := errorf(http.StatusBadRequest, CodeInvalidPolicy, "the policy is invalid: %d problems", len(pes))
 		for _, p := range pes {

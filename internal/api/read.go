@@ -22,6 +22,9 @@ func (s *Server) routes() {
 	s.handle("POST /v1/drain/{node}", true, leader, s.drain)
 	s.handle("POST /v1/undrain/{node}", true, leader, s.undrain)
 	s.handle("POST /v1/policy", true, leader, s.applyPolicy)
+	s.handle("GET /v1/users", false, replica, s.users)
+	s.handle("PUT /v1/users/{workload}", true, leader, s.setUsers)
+	s.handle("DELETE /v1/users/{workload}", true, leader, s.clearUsers)
 	if s.cfg.Metrics != nil {
 		s.handle("GET /metrics", false, local, s.metrics)
 	}
@@ -189,6 +192,11 @@ func (s *Server) explain(c *call) (int, any, error) {
 	for _, d := range plan.Decisions {
 		if w == "" || d.Container == w {
 			out.Decisions = append(out.Decisions, d)
+		}
+	}
+	for _, u := range s.cfg.ControlPlane.Leader().LastPlanUsers() {
+		if w == "" || u.Workload == w {
+			out.Users = append(out.Users, u)
 		}
 	}
 	if w != "" && len(out.Explanations) == 0 {

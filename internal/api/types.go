@@ -88,6 +88,15 @@ type Explain struct {
 	Decisions    []policy.Decision    `json:"decisions,omitempty"`
 	Explanations []policy.Explanation `json:"explanations"`
 	Problems     []string             `json:"problems,omitempty"`
+	// Users are the user sites the plan was evaluated with, per workload, and where they
+	// came from (the API or the container's label).
+	Users []scheduler.WorkloadUsers `json:"users,omitempty"`
+}
+
+// UsersRequest is the body of PUT /v1/users/{workload}: where the workload's users are,
+// as sites with relative weights.
+type UsersRequest struct {
+	Sites []policy.UserSite `json:"sites"`
 }
 
 // MigrateRequest is the body of POST /v1/migrate.
@@ -99,12 +108,13 @@ type MigrateRequest struct {
 }
 
 // Accepted answers a write that was recorded: POST /v1/migrate (ID, Location), drain,
-// undrain (Node), policy (PolicyVersion).
+// undrain (Node), policy (PolicyVersion), users (Workload).
 type Accepted struct {
 	ID            string `json:"id,omitempty"`
 	Location      string `json:"location,omitempty"`
 	Node          string `json:"node,omitempty"`
 	PolicyVersion uint64 `json:"policyVersion,omitempty"`
 	Policy        string `json:"policy,omitempty"`
+	Workload      string `json:"workload,omitempty"`
 	Message       string `json:"message,omitempty"`
 }

@@ -31,6 +31,9 @@ const Image = "godwit/memhog:test"
 // Port is the TCP port memhog answers on inside its container.
 const Port = 7070
 
+// ControlPort is memhog's CPU knob inside its container (SetCPU).
+const ControlPort = 7071
+
 var (
 	binOnce sync.Once
 	binPath string
@@ -106,6 +109,8 @@ type State struct {
 	Seed  uint64
 	MiB   int
 	CRC   string
+	// CPU is the cores its CPU knob burns.
+	CPU float64
 }
 
 func (s State) String() string {
@@ -151,6 +156,8 @@ func ParseState(line string) (State, error) {
 			s.MiB, err = strconv.Atoi(v)
 		case "crc":
 			s.CRC = v
+		case "cpu":
+			s.CPU, err = strconv.ParseFloat(v, 64)
 		}
 		if err != nil {
 			return State{}, fmt.Errorf("workload: bad answer %q: %w", line, err)
@@ -160,6 +167,46 @@ func ParseState(line string) (State, error) {
 		return State{}, fmt.Errorf("workload: bad answer %q", line)
 	}
 	return s, nil
+}
+
+// SetCPU turns the CPU knob of the workload in the network namespace of process pid: it
+// burns cores CPU cores (0 to 4; 0 stops) until told otherwise, also after a migration.
+func SetCPU(ctx context.Context, pid int, cores float64) error {
+	var line string
+	err := netns.Do(pid, func() error {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", ControlPort))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(c, "cpu %g\n", cores); err != nil {
+			return err
+		}
+		line, err = bufio.NewReader(c).ReadString('\n')
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("workload: CPU knob of pid %d: %w", pid, err)
+	}
+	if !strings.HasPrefix(line, "ok ") {
+		return fmt.Errorf("workload: CPU knob of pid %d: %s", pid, strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// SetCPUOf turns the CPU knob of the workload in the named container of the engine behind
+// cli.
+func SetCPUOf(ctx context.Context, cli client.APIClient, name string, cores float64) error {
+	info, err := cli.ContainerInspect(ctx, name)
+	if err != nil {
+		return err
+	}
+	if info.State == nil || !info.State.Running {
+		return fmt.Errorf("workload: container %s is not running", name)
+	}
+	return SetCPU(ctx, info.State.Pid, cores)
 }
 
 // WaitState waits up to timeout for the workload in the named container of the engine behind
