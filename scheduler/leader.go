@@ -166,8 +166,8 @@ func (l *Leader) Run(ctx context.Context) {
 		l.mu.Unlock()
 	}()
 	l.reconcile(ctx)
-	// The policy in force is checked every PollInterval (a read of the applied state);
-	// rounds run when their interval has passed or the policy changed.
+	// The policy in force is checked every PollInterval (at most MinInterval; a read of the
+	// applied state); rounds run when their interval has passed or the policy changed.
 	check := time.NewTicker(min(l.cfg.PollInterval, l.cfg.MinInterval))
 	defer check.Stop()
 	for {
@@ -198,6 +198,7 @@ func (l *Leader) Run(ctx context.Context) {
 	}
 }
 
+// policyVersion is p's version, 0 for none.
 func policyVersion(p *PolicyRecord) uint64 {
 	if p == nil {
 		return 0

@@ -1,8 +1,11 @@
 package scheduler
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/godwit-io/godwit/gossip"
 )
 
 // TestRoundInterval: the decision period is the policy's interval (its default without
@@ -38,4 +41,30 @@ func TestRoundInterval(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeaderDecidesOnNewPolicy: under a policy deciding once an hour, putting a new policy
+// in force makes the leader decide at once (the round's plan changes), not an hour later.
+func TestLeaderDecidesOnNewPolicy(t *testing.T) {
+	fsm := NewFSM(FSMConfig{})
+	l := NewLeader(LeaderConfig{Name: "leader", Replica: &directReplica{fsm: fsm}, FSM: fsm,
+		Gossip: func() gossip.ClusterView { return gossip.ClusterView{Self: "leader"} }, PollInterval: 10 * time.Millisecond})
+	hourly := func(name string) string {
+		return "apiVersion: godwit.io/v1\nkind: Policy\nmetadata:\n  name: " + name + "\nspec:\n  mode: recommend\n  interval: 1h\n"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := l.propose(ctx, TypeApplyPolicy, ApplyPolicy{Source: hourly("first")}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	waitFor(t, "the first round's plan", func() bool { return l.LastPlan() != nil })
+	first := l.LastPlan()
+	if _, err := l.propose(ctx, TypeApplyPolicy, ApplyPolicy{Source: hourly("second")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a round under the new policy", func() bool { return l.LastPlan() != first })
+	cancel()
+	<-done
 }

@@ -172,7 +172,8 @@ func TestSIGTERMDuringMigration(t *testing.T) {
 	release := filepath.Join(dir, "release")
 	// The source lists its engine's containers once an hour: only Docker's events can make
 	// its new workload known in time.
-	src := startLCAgent(t, "lcsrc", config("lcsrc", 21, pki.RoleClient, "", "1h", ""),
+	srcAPI := net.JoinHostPort(lifecycleIP(21), "7980")
+	src := startLCAgent(t, "lcsrc", config("lcsrc", 21, pki.RoleClient, "", "1h", "api: {bind: '"+srcAPI+"'}\n"),
 		envFault+"=source-streaming", envFaultRelease+"="+release)
 	dst := startLCAgent(t, "lcdst", config("lcdst", 22, pki.RoleServer, src.gossip, "1s",
 		fmt.Sprintf("api: {bind: '%s'}\nserver: {raft: {bind: '%s:0'}, bootstrap_expect: 1}\n", apiAddr, lifecycleIP(22))))
@@ -242,6 +243,10 @@ func TestSIGTERMDuringMigration(t *testing.T) {
 	_, err = opc.Migrate(ctx, src.migration, "lcsrc", migrate.Order{ID: "m-sigterm-2", Workload: "wsig", TargetNode: "lcdst", TargetAddr: dst.migration}, 0)
 	if !errors.Is(err, migrate.ErrShuttingDown) {
 		t.Fatalf("order to a stopping agent: %v, want ErrShuttingDown", err)
+	}
+	// Its API takes no changes either.
+	if code, out, errOut := runCLI(t, "drain", "lcdst", "--addr", "https://"+srcAPI); code != exitFailure || !strings.Contains(errOut, "shutting down") {
+		t.Fatalf("a change through a stopping agent's API: exit %d\n%s%s", code, out, errOut)
 	}
 	if err := os.WriteFile(release, nil, 0o600); err != nil {
 		t.Fatal(err)
