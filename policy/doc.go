@@ -121,6 +121,17 @@
 //     (else the reasons cost-over-benefit and within-margin); moves are committed most
 //     relief per unit of cost first, each re-scored against the earlier ones.
 //
+// # Migration methods
+//
+// Where the cost model says the cluster offers post-copy (CostModel.PostCopy.Enabled),
+// every target is scored by both methods and takes the cheaper one within maxDowntime:
+// stop-and-copy freezes the container for checkpoint + transfer + restore; post-copy
+// freezes it for a fixed freeze (PostCopy.Freeze) and then runs it on the target, its
+// users slowed (PostCopy.Slowdown of them count as harmed) while its image arrives at the
+// link's bandwidth. Constraints.Method or the label godwit.io/migration-method can force
+// one. The decision's Prediction.Method says which was chosen (empty: stop-and-copy), and
+// Commit copies it into the ledger record.
+//
 // Constraints (maxDowntime, maxMemory, concurrency, cooldown, ping-pong) stay hard
 // operator limits; relieveOverload, followUsers and the downtimeCost/minImprovement pair
 // give way to the harm model, while evacuateDrained, balanceLoad, consolidate and the

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,27 @@ func TestPostCopyCostBenefit(t *testing.T) {
 	x := explanation(p, "big")
 	if len(p.Decisions) != 0 || !strings.Contains(x.Detail, "post-copy pages") {
 		t.Errorf("idle container: moves %v, reason %s %q", moves(p), x.Reason, x.Detail)
+	}
+}
+
+// TestFitPostCopyFreeze: post-copy migrations refit the post-copy freeze line and leave
+// the stop-and-copy lines alone; stop-and-copy ones leave the freeze alone.
+func TestFitPostCopyFreeze(t *testing.T) {
+	var pc, sc []Observation
+	for i := range 20 {
+		gib := 0.25 + 0.25*float64(i%8)
+		pc = append(pc, Observation{MemoryBytes: int64(gib * GiB), Freeze: seconds(0.4 + 0.1*gib), ImageBytes: int64(gib * GiB)})
+		sc = append(sc, Observation{MemoryBytes: int64(gib * GiB), Checkpoint: seconds(0.3 + 2*gib), Restore: seconds(0.3 + 2*gib)})
+	}
+	base := DefaultCostModel()
+	m := Fit(base, pc, 0)
+	if f := m.PostCopy.Freeze; math.Abs(f.Intercept-0.4) > 0.01 || math.Abs(f.Slope-0.1) > 0.01 {
+		t.Errorf("post-copy freeze fit %+v, want 0.4 + 0.1/GiB", f)
+	}
+	if m.Checkpoint != base.Checkpoint || m.Restore != base.Restore {
+		t.Errorf("post-copy observations changed the stop-and-copy lines: %+v %+v", m.Checkpoint, m.Restore)
+	}
+	if m = Fit(base, sc, 0); m.PostCopy.Freeze != base.PostCopy.Freeze {
+		t.Errorf("stop-and-copy observations changed the post-copy freeze: %+v", m.PostCopy.Freeze)
 	}
 }

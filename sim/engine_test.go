@@ -129,13 +129,43 @@ func TestDecisionsAreTheEngines(t *testing.T) {
 // target is in the ledger, which the engine reserves, so it must not be in the view too:
 // counted exactly once), failed nodes unavailable.
 func TestViewInvariants(t *testing.T) {
+	for _, post := range []bool{false, true} {
+		t.Run(map[bool]string{false: "stop-and-copy", true: "post-copy"}[post], func(t *testing.T) { testViewInvariants(t, post) })
+	}
+}
+
+// postCopyPlanner makes every move of its inner planner a post-copy one.
+type postCopyPlanner struct{ inner Planner }
+
+func (p postCopyPlanner) Name() string { return p.inner.Name() }
+
+func (p postCopyPlanner) Plan(view *policy.ClusterView, ledger *policy.Ledger, now time.Time) PlanResult {
+	res := p.inner.Plan(view, ledger, now)
+	for i := range res.Decisions {
+		res.Decisions[i].Cost.Method = policy.MethodPostCopy
+	}
+	return res
+}
+
+func testViewInvariants(t *testing.T, post bool) {
 	sc := loadSmall(t)
-	// Slow checkpoints, so that migrations are still in flight at the next evaluation.
+	// Slow checkpoints (post-copy: slow freezes), so that migrations are still in flight at
+	// the next evaluation.
 	model := policy.DefaultCostModel()
 	model.Checkpoint.Slope = 200
-	rec := &recordingPlanner{inner: &ThresholdRebalancer{Config: ThresholdConfig{High: 0.6, Low: 0.5, MaxMovesPerInterval: 2}}}
-	if _, err := RunPlanner(sc, Config{Model: model}, rec); err != nil {
+	var inner Planner = &ThresholdRebalancer{Config: ThresholdConfig{High: 0.6, Low: 0.5, MaxMovesPerInterval: 2}}
+	if post {
+		model.PostCopy.Enabled = true
+		model.PostCopy.Freeze.Slope = 200
+		inner = postCopyPlanner{inner}
+	}
+	rec := &recordingPlanner{inner: inner}
+	res, err := RunPlanner(sc, Config{Model: model}, rec)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if post && res.Summary.PostCopy == 0 {
+		t.Fatal("no post-copy migration ended")
 	}
 	var sawInFlight, sawDown, sawDrained bool
 	for i, call := range rec.calls {

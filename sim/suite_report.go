@@ -20,10 +20,10 @@ same load, users and events. Ratios are the policy's against the baselines of th
 its SLO-violation rate against the best baseline's (goal: at most {{.MaxSLO}}x), its total
 downtime against the threshold rebalancer's (goal: at most 1x).</p>
 <table id="suite-table"><tr><th class="l">scenario</th><th>seed</th><th class="l">arm</th><th>SLO viol. %</th>
-<th>overloaded node-min</th><th>migrations</th><th>downtime s</th><th>max downtime s</th><th>ping-pongs</th>
+<th>overloaded node-min</th><th>migrations</th><th>downtime s</th><th>max downtime s</th><th>post-copy degraded s</th><th>ping-pongs</th>
 <th>SLO / best baseline</th><th>downtime / threshold</th></tr>
 {{range .Lines}}<tr{{if .Policy}} class="policy"{{end}}><td class="l">{{.Scenario}}</td><td>{{.Seed}}</td><td class="l">{{.Arm}}</td>
-<td>{{.SLO}}</td><td>{{.Overload}}</td><td>{{.Migrations}}</td><td>{{.Downtime}}</td><td>{{.MaxDowntime}}</td><td>{{.PingPongs}}</td>
+<td>{{.SLO}}</td><td>{{.Overload}}</td><td>{{.Migrations}}</td><td>{{.Downtime}}</td><td>{{.MaxDowntime}}</td><td>{{.Degraded}}</td><td>{{.PingPongs}}</td>
 <td{{if .Policy}} class="{{if .SLOMet}}met{{else}}miss{{end}}"{{end}}>{{.SLORatio}}</td>
 <td{{if .Policy}} class="{{if .DowntimeMet}}met{{else}}miss{{end}}"{{end}}>{{.DowntimeRatio}}</td></tr>
 {{end}}</table>
@@ -38,6 +38,7 @@ func WriteSuiteReport(w io.Writer, rows []SuiteRow, policyName string, maxSLORat
 		Scenario                                  string
 		Seed                                      uint64
 		Arm, SLO, Overload, Downtime, MaxDowntime string
+		Degraded                                  string
 		Migrations, PingPongs                     int
 		Policy, SLOMet, DowntimeMet               bool
 		SLORatio, DowntimeRatio                   string
@@ -54,7 +55,7 @@ func WriteSuiteReport(w io.Writer, rows []SuiteRow, policyName string, maxSLORat
 		for _, s := range r.Arms {
 			l := line{Scenario: r.Scenario, Seed: r.Seed, Arm: s.Arm, SLO: ff(100*s.SLOViolationRate, 2),
 				Overload: ff(s.OverloadedNodeMinutes, 0), Migrations: s.Migrations, Downtime: ff(s.DowntimeS, 0),
-				MaxDowntime: ff(s.MaxDowntimeS, 1), PingPongs: s.PingPongs}
+				MaxDowntime: ff(s.MaxDowntimeS, 1), Degraded: ff(s.DegradedS, 0), PingPongs: s.PingPongs}
 			if s.Arm == ArmPolicy {
 				l.Policy = true
 				l.SLORatio = ratio(s.SLOViolationRate, bestBase)

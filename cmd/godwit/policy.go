@@ -188,9 +188,17 @@ func printPlan(w io.Writer, p *policy.Policy, plan policy.Plan) {
 		}
 		return fmt.Sprintf("score %.3f", score)
 	}
+	// method says how a move would go: stop-and-copy's downtime, or post-copy's freeze and
+	// the time its pages take to arrive.
+	method := func(c policy.Prediction) string {
+		if c.Method == policy.MethodPostCopy {
+			return fmt.Sprintf("post-copy: downtime %s, pages %s", c.Downtime.Round(time.Millisecond), c.Pages.Round(100*time.Millisecond))
+		}
+		return "downtime " + c.Downtime.Round(time.Millisecond).String()
+	}
 	for _, d := range plan.Decisions {
-		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\tdowntime %s\t%s\n", d.Container, d.From, d.To, score(d.Score, d.Gain),
-			d.Cost.Downtime.Round(time.Millisecond), strings.Join(d.Triggers, ","))
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s\t%s\n", d.Container, d.From, d.To, score(d.Score, d.Gain),
+			method(d.Cost), strings.Join(d.Triggers, ","))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\ncontainers:")
@@ -211,8 +219,7 @@ func printPlan(w io.Writer, p *policy.Policy, plan policy.Plan) {
 					verdict += ": " + c.Detail
 				}
 			}
-			fmt.Fprintf(w, "      -> %-12s %s  downtime %-8s %s\n", c.Node, score(c.Score, c.Gain),
-				c.Cost.Downtime.Round(time.Millisecond), verdict)
+			fmt.Fprintf(w, "      -> %-12s %s  %-17s %s\n", c.Node, score(c.Score, c.Gain), method(c.Cost), verdict)
 		}
 	}
 	for _, pr := range plan.Problems {
