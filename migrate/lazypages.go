@@ -173,7 +173,14 @@ func (d *DockerRuntime) CheckpointLazy(ctx context.Context, id, dir, pageServer 
 		return nil, err
 	}
 	conf := filepath.Join(work, "criu.conf")
-	if err := os.WriteFile(conf, []byte("leave-stopped\n"), 0o600); err != nil {
+	opts := "leave-stopped\n"
+	if info.HostConfig.NetworkMode.IsNone() {
+		// A namespace with only loopback: nothing outside the frozen container can send to
+		// it, so CRIU's network lock (iptables in the namespace, inside the freeze) is
+		// skipped; the stopped copy then needs no unlocking to resume.
+		opts += "network-lock skip\n"
+	}
+	if err := os.WriteFile(conf, []byte(opts), 0o600); err != nil {
 		return nil, err
 	}
 	undo, err := d.annotateCRIUConfig(info.ID, conf)

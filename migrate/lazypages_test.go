@@ -136,3 +136,32 @@ func TestLogTime(t *testing.T) {
 		t.Fatal("found a line that is not there")
 	}
 }
+
+func TestMethodFor(t *testing.T) {
+	for _, tc := range []struct {
+		desc, ordered, label, want string
+		refused                    bool
+	}{
+		{"nothing said: stop-and-copy", "", "", "", false},
+		{"the label chooses post-copy", "", MethodPostCopy, MethodPostCopy, false},
+		{"the order wins over the label", MethodStopAndCopy, MethodPostCopy, MethodStopAndCopy, false},
+		{"an unknown label value is refused, naming the label", "", "pre-copy", "", true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			spec := &Spec{Name: "w", Labels: map[string]string{}}
+			if tc.label != "" {
+				spec.Labels[LabelMigrationMethod] = tc.label
+			}
+			got, err := methodFor(tc.ordered, spec)
+			if tc.refused {
+				if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), LabelMigrationMethod) {
+					t.Fatalf("err = %v, want ErrRefused naming %s", err, LabelMigrationMethod)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("methodFor = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

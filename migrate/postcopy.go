@@ -69,6 +69,24 @@ func (p *postcopyState) dropTransfer(id string) {
 	delete(p.restores, id)
 }
 
+// LabelMigrationMethod, on a workload, names the method its migrations use when the order
+// names none: "stop-and-copy" or "post-copy".
+const LabelMigrationMethod = "godwit.io/migration-method"
+
+// methodFor is the method a migration of spec uses: the order's, else the workload's
+// LabelMigrationMethod, else stop-and-copy ("").
+func methodFor(ordered string, spec *Spec) (string, error) {
+	if ordered != "" {
+		return ordered, nil
+	}
+	switch m := spec.Labels[LabelMigrationMethod]; m {
+	case "", MethodStopAndCopy, MethodPostCopy:
+		return m, nil
+	default:
+		return "", fmt.Errorf("%w: %s has label %s=%q; want %s or %s", ErrRefused, spec.Name, LabelMigrationMethod, m, MethodStopAndCopy, MethodPostCopy)
+	}
+}
+
 // checkPostCopy is pre-flight for post-copy on this node.
 func (n *Node) checkPostCopy(ctx context.Context) error {
 	pc, ok := n.rt.(PostCopier)

@@ -52,6 +52,9 @@ func (n *Node) Migrate(ctx context.Context, o Order) (*Report, error) {
 	if !spec.Managed() {
 		return fail(fmt.Errorf("%w: %s is not managed by godwit (label %s=true)", ErrRefused, spec.Name, LabelManaged))
 	}
+	if o.Method, err = methodFor(o.Method, spec); err != nil {
+		return fail(err)
+	}
 	n.mu.Lock()
 	holder, busy := n.moving[spec.Workload]
 	draining := n.drain
