@@ -6,7 +6,9 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,10 @@ import (
 
 // Addresses of this file's tests: nodes on 127.0.103.x, bridges named gw103*, subnets
 // inside 10.103.0.0/16.
+const (
+	sharedBridge = "gw103s"
+	sharedSubnet = "10.103.200.0/24"
+)
 
 // startNetNode is startNode with an engine that has its own bridge and publishes ports on
 // the node's address.
@@ -142,7 +148,8 @@ func do(t *testing.T, k *workload.NetKVConn, req, want string) string {
 }
 
 // TestBridgeMigration moves networked containers between two engines, each with its own
-// bridge and publishing on its own 127.0.103.x address: the scenarios of issue 12.
+// bridge and publishing on its own 127.0.103.x address, and both attached to one shared
+// bridge: the scenarios of issue 12.
 func TestBridgeMigration(t *testing.T) {
 	testenv.RequireDockerd(t)
 	testenv.RequireCRIU(t)
@@ -160,6 +167,7 @@ func TestBridgeMigration(t *testing.T) {
 	if err := workload.BuildNetKVImage(ctx, cli1); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", sharedBridge).Run() })
 
 	var downNone, downBridge time.Duration
 
@@ -285,6 +293,93 @@ func TestBridgeMigration(t *testing.T) {
 			IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: "10.103.211.0/24"}}}})
 		n1.netRun(t, "kvl", "l2b", "18084", "")
 		refused(t, "kvl", "127.0.103.1:18084", "clashes")
+	})
+
+	t.Run("shared bridge keeps established connections", func(t *testing.T) {
+		for i, n := range []*node{n1, n2} {
+			n.netCreate(t, "lab", network.CreateOptions{
+				Labels:  map[string]string{migrate.LabelLayer2: "lab"},
+				Options: map[string]string{"com.docker.network.bridge.name": sharedBridge},
+				IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: sharedSubnet, Gateway: "10.103.200.1",
+					IPRange: []string{"10.103.200.64/26", "10.103.200.128/26"}[i]}}},
+			})
+		}
+		info := n1.netRun(t, "kvs", "lab", "", "")
+		ip := info.NetworkSettings.Networks["lab"].IPAddress
+		k, err := workload.DialNetKV(ctx, net.JoinHostPort(ip, "8080"), 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Close()
+		do(t, k, "PUT x 42", "OK")
+
+		// Traffic on the one connection before, during and after the move.
+		var (
+			mu       sync.Mutex
+			longest  time.Duration
+			requests int
+			loopErr  error
+		)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				got, err := k.Do("PING "+strconv.Itoa(i), 120*time.Second)
+				mu.Lock()
+				requests++
+				if d := time.Since(start); d > longest {
+					longest = d
+				}
+				if err == nil && got != "PONG "+strconv.Itoa(i) {
+					err = errors.New("answer " + got)
+				}
+				if err != nil {
+					loopErr = err
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		rep, err := n1.migrate(ctx, "kvs", n2, migrate.Order{})
+		if err != nil {
+			close(stop)
+			<-done
+			t.Fatal(err)
+		}
+		// A few requests after the move, then stop.
+		mu.Lock()
+		after := requests
+		mu.Unlock()
+		for {
+			mu.Lock()
+			n, lerr := requests, loopErr
+			mu.Unlock()
+			if n >= after+5 || lerr != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(stop)
+		<-done
+		if loopErr != nil {
+			t.Fatalf("the connection broke during the move: %v", loopErr)
+		}
+		do(t, k, "GET x", "VALUE 42")
+		moved := n2.inspect(t, "kvs")
+		if got := moved.NetworkSettings.Networks["lab"].IPAddress; got != ip {
+			t.Fatalf("address changed from %s to %s", ip, got)
+		}
+		t.Logf("shared bridge: downtime %v, longest pause seen by the open connection %v over %d requests", rep.Downtime, longest, requests)
 	})
 
 	if downNone > 0 && downBridge > 0 {
