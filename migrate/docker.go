@@ -58,6 +58,10 @@ type DockerConfig struct {
 	VerifyTimeout time.Duration
 	// Policy is what this node accepts in containers migrating here.
 	Policy DockerPolicy
+	// PublishAddress is this node's address: ports of containers migrating here are
+	// published on it when they were published on a specific address on the source, and
+	// networks created for them bind their ports to it. Empty keeps the engine's default.
+	PublishAddress string
 }
 
 // DockerRuntime implements Runtime for Docker containers: checkpoints with runc and CRIU
@@ -146,6 +150,9 @@ func (d *DockerRuntime) Inspect(ctx context.Context, id string) (*Spec, error) {
 		spec.MemoryBytes, _ = d.memoryInUse(ctx, info.ID)
 	}
 	w, _ := workloadFromInspect(info)
+	if err := d.inspectNetworks(ctx, info, &w); err != nil {
+		return nil, err
+	}
 	b, err := json.Marshal(w)
 	if err != nil {
 		return nil, err
@@ -235,11 +242,10 @@ func (d *DockerRuntime) CheckSource(ctx context.Context, spec *Spec) error {
 	if info.Config.Tty || info.Config.OpenStdin {
 		return fmt.Errorf("%w: container %s has a terminal or open stdin attached; CRIU cannot move its client end", ErrNotCheckpointable, spec.Name)
 	}
-	if nm := info.HostConfig.NetworkMode; !nm.IsNone() && !nm.IsHost() {
-		// Bridge and user networks give the container an address that does not exist on
-		// the target, and container:<id> shares a namespace that stays behind; godwit moves
-		// --network none (and host) workloads (ENVIRONMENT.md).
-		return fmt.Errorf("%w: container %s uses network %q; only --network none or host containers can be migrated live", ErrNotCheckpointable, spec.Name, nm)
+	if nm := info.HostConfig.NetworkMode; nm.IsContainer() {
+		// container:<id> shares a namespace that stays behind. Bridge and user networks
+		// move (network.go).
+		return fmt.Errorf("%w: container %s uses network %q, another container's namespace, which stays behind", ErrNotCheckpointable, spec.Name, nm)
 	}
 	for _, m := range info.Mounts {
 		if m.Type == mount.TypeVolume && m.Driver != "" && m.Driver != "local" {
@@ -283,6 +289,9 @@ func (d *DockerRuntime) CheckTarget(ctx context.Context, spec *Spec) error {
 		return err
 	}
 	if err := w.check(spec, d.cfg.Policy); err != nil {
+		return err
+	}
+	if _, err := d.planNetworks(ctx, &w); err != nil {
 		return err
 	}
 	volumes := map[string]bool{}
@@ -396,6 +405,13 @@ func (d *DockerRuntime) Prepare(ctx context.Context, migrationID string, spec *S
 	if err := w.check(spec, d.cfg.Policy); err != nil {
 		return Prepared{}, err
 	}
+	plans, err := d.planNetworks(ctx, &w)
+	if err != nil {
+		return Prepared{}, err
+	}
+	if err := d.ensureNetworks(ctx, plans); err != nil {
+		return Prepared{}, err
+	}
 	image := spec.Image
 	if spec.ImageID != "" {
 		img, err := d.cfg.Client.ImageInspect(ctx, spec.Image)
@@ -416,9 +432,14 @@ func (d *DockerRuntime) Prepare(ctx context.Context, migrationID string, spec *S
 	if d.fastRestore(ctx) {
 		hc.Runtime = FastRestoreRuntime
 	}
-	created, err := d.cfg.Client.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
+	netcfg := d.buildNetworking(&w, cfg, hc)
+	created, err := d.cfg.Client.ContainerCreate(ctx, cfg, hc, netcfg, nil, spec.Name)
 	if err != nil {
 		return Prepared{}, fmt.Errorf("migrate: create container on target: %w", err)
+	}
+	if err := d.connectRest(ctx, created.ID, &w); err != nil {
+		_ = d.Remove(context.WithoutCancel(ctx), created.ID)
+		return Prepared{}, err
 	}
 	if err := os.MkdirAll(staged, 0o700); err != nil {
 		// A failed Prepare leaves nothing behind: the source never learns this ID.
@@ -464,13 +485,20 @@ func (d *DockerRuntime) Checkpoint(ctx context.Context, id, dir string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	netArgs, netEnv, undoNet, err := d.checkpointNetworking(ctx, info, work)
+	if err != nil {
+		d.restoreRestartPolicy(context.WithoutCancel(ctx), id, info.HostConfig.RestartPolicy)
+		return err
+	}
 	// Not cancellable: killing runc mid-dump could leave the container frozen. Once the
 	// freeze starts, the dump finishes (or fails) on its own.
-	cmd := exec.Command(d.cfg.Runc, "--root", d.cfg.RuncRoot, "checkpoint",
-		"--image-path", dir, "--work-path", work, info.ID)
+	cmd := exec.Command(d.cfg.Runc, append(append([]string{"--root", d.cfg.RuncRoot, "checkpoint",
+		"--image-path", dir, "--work-path", work}, netArgs...), info.ID)...)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(d.cfg.CRIUPath)+":"+os.Getenv("PATH"))
+	cmd.Env = append(cmd.Env, netEnv...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
+		undoNet()
 		d.restoreRestartPolicy(context.WithoutCancel(ctx), id, info.HostConfig.RestartPolicy)
 		return fmt.Errorf("migrate: runc checkpoint of %s failed: %v: %s%s", info.Name, err, strings.TrimSpace(string(out)), criuLogTail(filepath.Join(work, "dump.log")))
 	}
@@ -523,6 +551,9 @@ func (d *DockerRuntime) Restore(ctx context.Context, p Prepared) error {
 	}
 	name := "godwit-" + shortID(filepath.Base(p.CheckpointDir))
 	if err := d.placeCheckpoint(info.ID, info.HostConfig.Runtime == FastRestoreRuntime, p.CheckpointDir, name); err != nil {
+		return err
+	}
+	if err := d.placeTCPMode(info, name, keepsAddresses(info)); err != nil {
 		return err
 	}
 	err = d.cfg.Client.ContainerStart(ctx, info.ID, container.StartOptions{CheckpointID: name})
@@ -582,6 +613,10 @@ func (d *DockerRuntime) Resume(ctx context.Context, spec *Spec, dir string) erro
 	}
 	name := "godwit-rollback"
 	if err := d.placeCheckpoint(info.ID, info.HostConfig.Runtime == FastRestoreRuntime, dir, name); err != nil {
+		return fmt.Errorf("migrate: rollback: %w", err)
+	}
+	// The source's new namespace may get another address: connections are closed.
+	if err := d.placeTCPMode(info, name, false); err != nil {
 		return fmt.Errorf("migrate: rollback: %w", err)
 	}
 	err = d.cfg.Client.ContainerStart(ctx, info.ID, container.StartOptions{CheckpointID: name})

@@ -73,6 +73,13 @@ type dockerWorkload struct {
 	DeviceCgroupRules []string `json:"deviceCgroupRules,omitempty"`
 	SecurityOpt       []string `json:"securityOpt,omitempty"`
 	Sysctls           []string `json:"sysctls,omitempty"`
+
+	// Networks are the container's network attachments, its own network (NetworkMode)
+	// first; Ports its published ports; Established its established TCP connections when
+	// inspected (network.go).
+	Networks    []dockerEndpoint `json:"networks,omitempty"`
+	Ports       []dockerPort     `json:"ports,omitempty"`
+	Established int              `json:"established,omitempty"`
 }
 
 // dockerMount is one mount: a local named volume (its contents travel in the checkpoint
@@ -188,14 +195,11 @@ func (w *dockerWorkload) check(spec *Spec, p DockerPolicy) error {
 			return refuse("capAdd", "capability %s is not allowed on this node", c)
 		}
 	}
-	switch w.NetworkMode {
-	case "none":
-	case "host":
-		if !p.AllowHostNetwork {
-			return refuse("networkMode", "host networking is not allowed on this node")
-		}
-	default:
-		return refuse("networkMode", "%q: only none (and host, where allowed) can move", w.NetworkMode)
+	if w.NetworkMode == "host" && !p.AllowHostNetwork {
+		return refuse("networkMode", "host networking is not allowed on this node")
+	}
+	if err := w.checkNetworking(); err != nil {
+		return err
 	}
 	switch w.RestartPolicy {
 	case "", "no", "always", "unless-stopped", "on-failure":

@@ -29,7 +29,12 @@ func TestDockerWorkloadPolicy(t *testing.T) {
 		{"capability not allowed", func(w *dockerWorkload) { w.CapAdd = []string{"SYS_ADMIN"} }, "capAdd"},
 		{"capability allowed", func(w *dockerWorkload) { w.CapAdd = []string{"CAP_NET_BIND_SERVICE"} }, ""},
 		{"host network not allowed", func(w *dockerWorkload) { w.NetworkMode = "host" }, "networkMode"},
-		{"bridge network", func(w *dockerWorkload) { w.NetworkMode = "bridge" }, "networkMode"},
+		{"bridge network without its attachment", func(w *dockerWorkload) { w.NetworkMode = "bridge" }, "networks"},
+		{"bridge network", func(w *dockerWorkload) {
+			w.NetworkMode = "bridge"
+			w.Networks = []dockerEndpoint{{Network: "bridge", Driver: "bridge"}}
+		}, ""},
+		{"another container's network", func(w *dockerWorkload) { w.NetworkMode = "container:x" }, "networkMode"},
 		{"bind under root", func(w *dockerWorkload) {
 			w.Mounts = []dockerMount{{Type: "bind", Source: "/srv/data/a", Target: "/a"}}
 		}, ""},

@@ -77,6 +77,7 @@ func Evaluate(view ClusterView, p *Policy, model CostModel, ledger Ledger, now t
 		}
 	}
 	e.commit(movers)
+	annotateConnections(&e.plan, &view)
 	return e.plan
 }
 

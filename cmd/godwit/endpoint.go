@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -53,6 +54,7 @@ func runEndpoint(args []string, stdout, stderr io.Writer) error {
 	stateDir := fs.String("state-dir", "/var/lib/godwit", "the migration journal, and checkpoints until their migration is settled")
 	memCap := fs.String("memory-capacity", "", "memory this node offers to workloads (e.g. 8GiB); default: the host's")
 	allowHostNet := fs.Bool("allow-host-network", false, "accept incoming containers with --network host")
+	publishAddr := fs.String("publish-address", "", "this node's address for published ports of incoming containers (default: the engine's)")
 	var bindRoots pathsFlag
 	fs.Var(&bindRoots, "bind-root", "accept incoming bind mounts whose source lies under this absolute `DIR` (repeatable; none: no bind mounts)")
 	var caps listFlag
@@ -93,6 +95,9 @@ func runEndpoint(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--memory-capacity: %v", err)
 	}
+	if *publishAddr != "" && net.ParseIP(*publishAddr) == nil {
+		return usagef("--publish-address: %q is not an IP address", *publishAddr)
+	}
 	accept := migrate.DockerPolicy{AllowHostNetwork: *allowHostNet, BindRoots: bindRoots}
 	if accept.AllowCapabilities, err = migrate.NormalizeCapabilities(caps); err != nil {
 		return usagef("--allow-cap: %w", err)
@@ -124,7 +129,7 @@ func runEndpoint(args []string, stdout, stderr io.Writer) error {
 	defer cli.Close()
 	rt, err := migrate.NewDockerRuntime(migrate.DockerConfig{
 		Client: cli, DataRoot: *dataRoot, RuncRoot: *runcRoot, StateDir: *stateDir, MemoryCapacity: capacity,
-		Policy: accept,
+		Policy: accept, PublishAddress: *publishAddr,
 	})
 	if err != nil {
 		return err

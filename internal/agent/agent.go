@@ -222,7 +222,7 @@ func (a *Agent) openRuntime(o options) error {
 	a.docker = cli
 	rt, err := migrate.NewDockerRuntime(migrate.DockerConfig{
 		Client: cli, DataRoot: a.cfg.Docker.DataRoot, RuncRoot: a.cfg.Docker.RuncRoot,
-		StateDir: a.migrateDir(), MemoryCapacity: int64(a.cfg.Capacity.Memory),
+		StateDir: a.migrateDir(), MemoryCapacity: int64(a.cfg.Capacity.Memory), PublishAddress: a.cfg.Docker.PublishAddress,
 		Policy: migrate.DockerPolicy{AllowHostNetwork: a.cfg.Accept.AllowHostNetwork, BindRoots: a.cfg.Accept.BindRoots,
 			AllowCapabilities: a.cfg.Accept.AllowCapabilities},
 	})

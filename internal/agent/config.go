@@ -137,6 +137,9 @@ type DockerSection struct {
 	// CgroupParent is the engine's --cgroup-parent, when it has one: where the agent
 	// reads its containers' memory and CPU use. Empty: Docker's default places.
 	CgroupParent string `yaml:"cgroup_parent"`
+	// PublishAddress is the node's address for published ports of containers migrating
+	// here (migrate.DockerConfig.PublishAddress). Empty: the engine's default.
+	PublishAddress string `yaml:"publish_address"`
 }
 
 // TLSFiles are the node's certificate files (`godwit tls cert create`).
@@ -323,6 +326,9 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 		if !filepath.IsAbs(f.v) {
 			d.atPath(f.path, root, "must be an absolute path, got %q", f.v)
 		}
+	}
+	if a := c.Docker.PublishAddress; a != "" && net.ParseIP(a) == nil {
+		d.atPath("docker.publish_address", root, "must be an IP address, got %q", a)
 	}
 	if c.DataDir == "" {
 		d.atPath("data_dir", root, "required")

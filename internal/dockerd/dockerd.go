@@ -1,6 +1,7 @@
 // Package dockerd starts and stops isolated Docker engines, one per simulated node, on one
 // machine: each with its own data-root, exec-root, socket, pidfile and containerd, with
-// experimental features on (checkpoint/restore), no bridge and no iptables rules. Tests, the
+// experimental features on (checkpoint/restore), no iptables rules, and no bridge unless
+// Config.Bridge names one (network.go). Tests, the
 // demo and `godwit dev` use it. It always cleans up what it started.
 //
 // It never touches a system-wide dockerd: every path it uses lives under the engine's own
@@ -45,6 +46,26 @@ type Config struct {
 	FastRestoreRuntime string
 	// ReadyTimeout bounds the wait for the daemon to answer /_ping. Default 60s.
 	ReadyTimeout time.Duration
+
+	// Bridge, when set, is the Linux bridge of the engine's default "bridge" network (none
+	// otherwise). Start creates it with BridgeAddress when it is missing and Stop deletes
+	// it if Start created it. Engines on one host need their own names (never docker0);
+	// engines meant to share a layer-2 segment name the same bridge.
+	Bridge string
+	// BridgeAddress is the bridge's gateway address with its prefix, e.g. 10.103.1.1/24
+	// (what --bip would set; dockerd refuses --bip together with --bridge).
+	BridgeAddress string
+	// FixedCIDR limits the default bridge's container addresses (--fixed-cidr): engines
+	// sharing one bridge take non-overlapping ranges.
+	FixedCIDR string
+	// PublishIP is the host address ports published on the default bridge bind to (--ip):
+	// the node's own address. User-defined networks take theirs from the network option
+	// com.docker.network.bridge.host_binding_ipv4.
+	PublishIP string
+	// AddressPools are dockerd --default-address-pool values ("base=10.103.16.0/20,size=24"):
+	// where user-defined networks take their subnets from. Engines on one host need
+	// disjoint pools.
+	AddressPools []string
 }
 
 // Engine is one running dockerd.
@@ -60,6 +81,8 @@ type Engine struct {
 	runDir string
 	cmd    *exec.Cmd
 	done   chan error
+
+	ownBridge string // the bridge Start created, deleted on Stop
 }
 
 // ErrNoDockerd is returned by Start when no dockerd binary is installed.
@@ -72,6 +95,9 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.Dockerd == "" {
 		cfg.Dockerd = "dockerd"
+	}
+	if err := cfg.checkNetwork(); err != nil {
+		return nil, err
 	}
 	bin, err := exec.LookPath(cfg.Dockerd)
 	if err != nil {
@@ -127,6 +153,16 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		e.cleanupDirs()
 		return nil, fmt.Errorf("dockerd: %w", err)
 	}
+	if cfg.Bridge != "" {
+		created, err := ensureBridge(cfg.Bridge, cfg.BridgeAddress)
+		if err != nil {
+			e.cleanupDirs()
+			return nil, err
+		}
+		if created {
+			e.ownBridge = cfg.Bridge
+		}
+	}
 	logf, err := os.Create(e.LogPath)
 	if err != nil {
 		e.cleanupDirs()
@@ -138,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		"--exec-root", e.ExecRoot,
 		"--pidfile", filepath.Join(run, "docker.pid"),
 		"-H", e.Host,
-		"--bridge", "none",
+		"--bridge", cfg.bridgeName(),
 		"--iptables=false",
 		"--ip-masq=false",
 		// Own namespaces and cgroup parent: engines on one host never see each other's
@@ -147,6 +183,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		"--containerd-plugins-namespace", "godwit-" + cfg.Name + "-plugins",
 		"--cgroup-parent", "/godwit-" + cfg.Name,
 	}
+	args = append(args, cfg.networkArgs()...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "PATH="+cfg.PathPrepend+":"+os.Getenv("PATH"))
@@ -213,6 +250,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	if cli, err := e.Client(); err == nil {
 		removeAllContainers(ctx, cli)
+		removeNetworks(ctx, cli)
 		cli.Close()
 	}
 	_ = syscall.Kill(e.cmd.Process.Pid, syscall.SIGTERM)
@@ -236,6 +274,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 }
 
 func (e *Engine) cleanupDirs() {
+	deleteBridge(e.ownBridge)
+	e.ownBridge = ""
 	for _, d := range []string{e.runDir, e.Dir} {
 		if d == "" {
 			continue
@@ -305,12 +345,14 @@ type State struct {
 	RunDir   string `json:"runDir"`
 	OwnDir   bool   `json:"ownDir"`
 	PID      int    `json:"pid"`
+	// Bridge is the bridge Start created (removed by StopState).
+	Bridge string `json:"bridge,omitempty"`
 }
 
 // State describes the running engine.
 func (e *Engine) State() State {
 	st := State{Name: e.Name, Host: e.Host, DataRoot: e.DataRoot, ExecRoot: e.ExecRoot,
-		Dir: e.Dir, RunDir: e.runDir, OwnDir: e.ownDir}
+		Dir: e.Dir, RunDir: e.runDir, OwnDir: e.ownDir, Bridge: e.ownBridge}
 	if e.cmd != nil && e.cmd.Process != nil {
 		st.PID = e.cmd.Process.Pid
 	}
@@ -325,9 +367,10 @@ func (st State) RuncRoot() string {
 // StopState stops an engine started by another process, as Stop does.
 func StopState(ctx context.Context, st State) error {
 	e := &Engine{Name: st.Name, Host: st.Host, DataRoot: st.DataRoot, ExecRoot: st.ExecRoot,
-		Dir: st.Dir, runDir: st.RunDir, ownDir: st.OwnDir}
+		Dir: st.Dir, runDir: st.RunDir, ownDir: st.OwnDir, ownBridge: st.Bridge}
 	if cli, err := e.Client(); err == nil {
 		removeAllContainers(ctx, cli)
+		removeNetworks(ctx, cli)
 		cli.Close()
 	}
 	if st.PID > 0 && processAlive(st.PID) {
