@@ -590,20 +590,38 @@ func (d *DockerRuntime) checkpointNetworking(ctx context.Context, info container
 	if err != nil {
 		return nil, nil, undo, err
 	}
+	inNetns := func(args ...string) ([]byte, error) {
+		return exec.Command("nsenter", append([]string{"-t", strconv.Itoa(info.State.Pid), "-n", "ip"}, args...)...).CombinedOutput()
+	}
+	// Taking a link down deletes the routes through it: keep them to put back if the
+	// checkpoint fails and the container runs on.
+	routes, err := inNetns("-4", "route", "show")
+	if err != nil {
+		return nil, nil, undo, fmt.Errorf("migrate: routes of container %s: %v: %s", info.Name, err, strings.TrimSpace(string(routes)))
+	}
 	setLinks := func(state string) error {
 		for _, l := range links {
-			out, err := exec.Command("nsenter", "-t", strconv.Itoa(info.State.Pid), "-n", "ip", "link", "set", "dev", l, state).CombinedOutput()
-			if err != nil {
+			if out, err := inNetns("link", "set", "dev", l, state); err != nil {
 				return fmt.Errorf("migrate: setting %s %s in container %s: %v: %s", l, state, info.Name, err, strings.TrimSpace(string(out)))
 			}
 		}
 		return nil
 	}
-	if err := setLinks("down"); err != nil {
+	restore := func() {
 		_ = setLinks("up")
+		for _, r := range strings.Split(strings.TrimSpace(string(routes)), "\n") {
+			// ip prints state flags it does not take back as input.
+			f := slices.DeleteFunc(strings.Fields(r), func(w string) bool { return w == "linkdown" || w == "dead" })
+			if len(f) > 0 {
+				_, _ = inNetns(append([]string{"route", "replace"}, f...)...)
+			}
+		}
+	}
+	if err := setLinks("down"); err != nil {
+		restore()
 		return nil, nil, undo, err
 	}
-	return args, nil, func() { _ = setLinks("up") }, nil
+	return args, nil, restore, nil
 }
 
 // containerLinks lists the network interfaces in pid's namespace besides loopback.

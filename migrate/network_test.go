@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -61,7 +62,13 @@ func startNetNode(t *testing.T, ca testCA, name, addr string, ecfg dockerd.Confi
 	}
 	n := &node{name: name, engine: e, rt: rt, stateDir: state}
 	mn, err := migrate.NewNode(migrate.NodeConfig{Name: name, Runtime: rt, StateDir: state, TLS: ca.tls(t, name, pki.RoleClient),
-		SettleTimeout: 5 * time.Second})
+		SettleTimeout: 5 * time.Second,
+		Fault: func(point string) error {
+			if f := n.fault.Load(); f != nil {
+				return (*f)(point)
+			}
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,6 +300,45 @@ func TestBridgeMigration(t *testing.T) {
 			IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: "10.103.211.0/24"}}}})
 		n1.netRun(t, "kvl", "l2b", "18084", "")
 		refused(t, "kvl", "127.0.103.1:18084", "clashes")
+	})
+
+	t.Run("restore fails on the target: back on the source with its port", func(t *testing.T) {
+		n1.netCreate(t, "rb", network.CreateOptions{})
+		n1.netRun(t, "kvr", "rb", "18085", "")
+		k, err := workload.DialNetKV(ctx, "127.0.103.1:18085", 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		do(t, k, "PUT r 1", "OK")
+		seed := do(t, k, "SEED", "")
+		k.Close()
+		n2.setFault(func(point string) error {
+			if point == "target-before-restore" {
+				// Break the staged checkpoint on the target: CRIU cannot restore it.
+				matches, _ := filepath.Glob(filepath.Join(n2.stateDir, "staged", "m-net-broken", "pages-*.img"))
+				for _, m := range matches {
+					os.Remove(m)
+				}
+			}
+			return nil
+		})
+		_, err = n1.migrate(ctx, "kvr", n2, migrate.Order{ID: "m-net-broken"})
+		n2.setFault(nil)
+		if !errors.Is(err, migrate.ErrRolledBack) {
+			t.Fatalf("err = %v, want ErrRolledBack", err)
+		}
+		k2, err := workload.DialNetKV(ctx, "127.0.103.1:18085", 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k2.Close()
+		do(t, k2, "GET r", "VALUE 1")
+		do(t, k2, "SEED", seed)
+		cli2, _ := n2.engine.Client()
+		defer cli2.Close()
+		if _, err := cli2.ContainerInspect(ctx, "kvr"); err == nil {
+			t.Fatal("the target kept its copy after the rollback")
+		}
 	})
 
 	t.Run("shared bridge keeps established connections", func(t *testing.T) {
