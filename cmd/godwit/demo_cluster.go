@@ -51,10 +51,10 @@ spec:
   mode: auto
   interval: 5s
   triggers:
-    # A node is hot above 40% of the CPU it offers, and cool again under 25%.
+    # A node is hot above 30% of the CPU it offers, and cool again under 15%.
     - name: node-hot
-      when: node.cpu > 0.4
-      until: node.cpu < 0.25
+      when: node.cpu > 0.3
+      until: node.cpu < 0.15
     # A workload's users are far when they are more than 10 ms away on average.
     - name: users-far
       scope: container
@@ -64,7 +64,7 @@ spec:
       when: node.drained
   objectives:
     relieveOverload: 1.0
-    overloadThreshold: 0.4
+    overloadThreshold: 0.3
     balanceLoad: 0.5
     followUsers: 1.0
     evacuateDrained: 1.0
@@ -81,13 +81,13 @@ spec:
 `
 
 // Demo sizing: each node offers demoNodeCPU cores; the knob of each of the two workloads
-// burns demoBurn cores, so n1 runs at 70% of what it offers, above the policy's 40% even
-// when the machine is busy and the burners get less than they ask (on a 2-core machine at
-// a load average of 10 they got about 70% of it), and a node with one of them stays under
-// the 60% the headroom allows.
+// burns demoBurn cores, so n1 runs at 80% of what it offers: above the policy's 30% as long
+// as the burners get more than 3/8 of what they ask (on this 2-core machine they got about
+// 70% of it at a load average of 10, and 30% at 30, when the demo fails), and a node with
+// one of them stays under the 60% the headroom allows.
 const (
 	demoNodeCPU = 1.0
-	demoBurn    = 0.35
+	demoBurn    = 0.4
 	// demoDelay is each node's emulated one-way gossip delay: sites are about 20 ms apart.
 	demoDelay = 10 * time.Millisecond
 )
@@ -509,7 +509,7 @@ func (d *clusterDemo) measureHot(ctx context.Context, n int) error {
 				}
 			}
 			for _, nd := range nodes {
-				if nd.Name == "n1" && nd.CPUCores > 0.25*nd.CPUCapacity {
+				if nd.Name == "n1" && nd.CPUCores > 0.15*nd.CPUCapacity {
 					return false
 				}
 			}
@@ -786,7 +786,7 @@ func (d *clusterDemo) awaitMove(ctx context.Context, source string, workloads []
 	var why *api.Explain
 	var found *scheduler.Migration
 	var last scheduler.Phase
-	err := d.wait(ctx, "the leader to move a workload off "+source, 3*time.Minute, func() bool {
+	err := d.wait(ctx, "the leader to move a workload off "+source, 6*time.Minute, func() bool {
 		if why == nil {
 			var ex api.Explain
 			if d.ac.get(ctx, "/v1/explain", &ex) == nil {
