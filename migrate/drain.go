@@ -25,9 +25,7 @@ func (n *Node) draining() bool {
 // In progress: an order this node runs as source, and a target part that is neither
 // finished nor in doubt (an in-doubt migration waits for its peer, not for this node).
 func (n *Node) Drain(ctx context.Context) []string {
-	n.mu.Lock()
-	n.drain = true
-	n.mu.Unlock()
+	n.RefuseNew()
 	t := time.NewTicker(drainPoll)
 	defer t.Stop()
 	for {
@@ -41,6 +39,14 @@ func (n *Node) Drain(ctx context.Context) []string {
 		case <-t.C:
 		}
 	}
+}
+
+// RefuseNew is Drain's first step alone: from now on the node refuses to start
+// migrations (ErrShuttingDown); it returns at once.
+func (n *Node) RefuseNew() {
+	n.mu.Lock()
+	n.drain = true
+	n.mu.Unlock()
 }
 
 // inProgress lists the migrations Drain waits for.

@@ -383,13 +383,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return fail(err)
 	}
 	s.addr = s.stream.Addr().String()
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	trans := noPipelineTransport{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		ServerAddressProvider: raftAddressProvider{s},
 		Logger:                s.hclog.Named("transport"),
 		Stream:                s.stream,
 		MaxPool:               cfg.MaxPool,
 		Timeout:               cfg.TransportTimeout,
-	})
+	})}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Name)
@@ -743,4 +743,18 @@ func (s *Server) status() raftStatus {
 		st.LastContactNS = int64(time.Since(lc))
 	}
 	return st
+}
+
+// noPipelineTransport is raft's network transport without pipelined replication: raft then
+// sends one AppendEntries at a time per follower. With the pipeline, a leader that steps
+// down (a leadership transfer, a newer term) can leave its replication goroutine blocked
+// for good in the pipeline's back-pressure once the pipeline's reader stopped, and
+// Raft.Shutdown then waits for that goroutine forever (seen here in shutdown tests). The
+// control plane commits a few commands a second, so the pipeline's throughput is not
+// needed.
+type noPipelineTransport struct{ *raft.NetworkTransport }
+
+// AppendEntriesPipeline implements raft.Transport: never (raft falls back to plain RPCs).
+func (noPipelineTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }

@@ -525,6 +525,10 @@ func (a *Agent) stopTakingWork() {
 	if a.api != nil {
 		a.api.StopWrites()
 	}
+	if a.node != nil {
+		// Before leadership moves: the next leader's orders find this node refusing.
+		a.node.RefuseNew()
+	}
 	if a.cp != nil {
 		lead := a.cp.Server().IsLeader()
 		if lead {
