@@ -254,7 +254,8 @@ func TestKillDuringMigration(t *testing.T) {
 
 			name := fmt.Sprintf("wkill%d", i)
 			c, err := clis[0].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(256),
-				Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+				NetworkDisabled: workload.NetworkDisabled(ctx, clis[0]), // what can move on this engine
+				Labels:          map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
 				&container.HostConfig{NetworkMode: "none"}, nil, nil, name)
 			if err != nil {
 				t.Fatal(err)

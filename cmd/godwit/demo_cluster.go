@@ -234,7 +234,8 @@ func runClusterDemo(mib int, stdout io.Writer) (err error) {
 		return err
 	}
 	c, err := clis["c1"].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(mib),
-		Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+		NetworkDisabled: workload.NetworkDisabled(ctx, clis["c1"]), // what can move on this engine
+		Labels:          map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
 		&container.HostConfig{NetworkMode: "none"}, nil, nil, "memhog")
 	if err != nil {
 		return err

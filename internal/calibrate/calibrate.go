@@ -478,8 +478,9 @@ func (b *bench) dockerRun(ctx context.Context, mib, rep int) (Sample, error) {
 func runWorkload(ctx context.Context, cli *client.Client, name string, mib int, restart container.RestartPolicy) (string, error) {
 	removeQuiet(cli, name) // a leftover of an interrupted run
 	c, err := cli.ContainerCreate(ctx, &container.Config{
-		Image: workload.Image,
-		Cmd:   workload.Cmd(mib),
+		Image:           workload.Image,
+		Cmd:             workload.Cmd(mib),
+		NetworkDisabled: workload.NetworkDisabled(ctx, cli), // what can move on this engine
 		Labels: map[string]string{
 			migrate.LabelManaged:   "true",
 			migrate.LabelProbePort: strconv.Itoa(workload.Port),
