@@ -143,7 +143,8 @@ func (n *node) state(t *testing.T, name string) workload.State {
 	t.Helper()
 	cli, _ := n.engine.Client()
 	defer cli.Close()
-	st, err := workload.WaitState(context.Background(), cli, name, 10*time.Second)
+	// Generous: a 256 MiB workload on a loaded shared machine takes a while to start.
+	st, err := workload.WaitState(context.Background(), cli, name, 60*time.Second)
 	if err != nil {
 		t.Fatalf("%s: %v", n.engine.Name, err)
 	}
