@@ -216,7 +216,7 @@ func (e *Engine) waitReady(ctx context.Context, timeout time.Duration) error {
 }
 
 // Client returns a new Docker API client for this engine, with API version negotiation (the
-// engine is Docker 20.10, API 1.41).
+// engines speak API 1.41 to 1.51).
 func (e *Engine) Client() (*client.Client, error) {
 	return client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
 }
