@@ -99,11 +99,11 @@ func dockerNetns(c *container.Config, hc *container.HostConfig) bool {
 	return !nm.IsHost() && !nm.IsContainer()
 }
 
-// loopbackUp brings up the loopback interface in pid's network namespace. runc restores a
+// LoopbackUp brings up the loopback interface in pid's network namespace. runc restores a
 // namespace it created itself (networking disabled) empty, as it never restores network
 // devices, so the restored workload would find its loopback down; Docker-made namespaces
 // are not restored but joined, with their loopback up.
-func loopbackUp(pid int) error {
+func LoopbackUp(pid int) error {
 	return netns.Do(pid, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -139,7 +139,7 @@ func (d *DockerRuntime) afterRestore(ctx context.Context, id string) error {
 	if !info.Config.NetworkDisabled || info.HostConfig.NetworkMode.IsContainer() || info.State == nil || info.State.Pid == 0 {
 		return nil
 	}
-	if err := loopbackUp(info.State.Pid); err != nil {
+	if err := LoopbackUp(info.State.Pid); err != nil {
 		return fmt.Errorf("migrate: restored container %s: %w", info.Name, err)
 	}
 	return nil

@@ -463,6 +463,14 @@ func (b *bench) dockerRun(ctx context.Context, mib, rep int) (Sample, error) {
 	if err != nil {
 		return r, fmt.Errorf("docker start --checkpoint: %w", err)
 	}
+	// A container with networking disabled (what moves on Docker 28) comes back from
+	// Docker's own restore with its loopback down (runc restores such a namespace empty);
+	// godwit's restore brings it up, and so must this baseline before probing. Not timed.
+	if info, err := cli.ContainerInspect(ctx, id); err == nil && info.Config.NetworkDisabled && info.State != nil {
+		if err := migrate.LoopbackUp(info.State.Pid); err != nil {
+			return r, fmt.Errorf("after restore: %w", err)
+		}
+	}
 	after, err := workload.WaitState(ctx, cli, name, b.cfg.ProbeTimeout)
 	if err != nil {
 		return r, fmt.Errorf("after restore: %w", err)
