@@ -19,8 +19,9 @@ const EngineEnv = "GODWIT_ENGINE"
 const EnginesDir = "/opt/godwit/engines"
 
 // DefaultVersion is the engine used when neither Config.Version nor GODWIT_ENGINE says
-// otherwise: the system's docker.io (Debian bookworm's 20.10).
-const DefaultVersion = "20.10"
+// otherwise: Debian's current stable Docker (trixie's 26.1, with containerd 1.7), which
+// passes every real-engine test. The system's docker.io 20.10 stays installed as "20.10".
+const DefaultVersion = "26.1"
 
 // Versions are the Docker engine versions godwit supports, oldest first.
 var Versions = []string{"20.10", "26.1", "28.5"}
