@@ -3,7 +3,7 @@
 GO ?= go
 BIN := bin/godwit
 
-.PHONY: all deps build test test-short bench calibrate measure-postcopy demo vet fmt clean
+.PHONY: all deps build test test-short test-engines bench calibrate measure-postcopy demo vet fmt clean
 
 all: build
 
@@ -20,6 +20,11 @@ vet:
 # Every test, the real-Docker/CRIU ones included.
 test: deps vet
 	$(GO) test -count=1 -timeout 25m ./...
+
+# The real-engine tests against each supported Docker engine (20.10, 26.1, 28.5), one after
+# the other, with a pass/fail matrix at the end (scripts/test-engines.sh; logs in out/engines).
+test-engines: deps vet
+	bash scripts/test-engines.sh
 
 # Tests that need nothing installed (no root, Docker or CRIU tests run; they skip).
 test-short:

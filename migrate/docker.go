@@ -150,6 +150,9 @@ func (d *DockerRuntime) Inspect(ctx context.Context, id string) (*Spec, error) {
 		spec.MemoryBytes, _ = d.memoryInUse(ctx, info.ID)
 	}
 	w, _ := workloadFromInspect(info)
+	if eng, err := d.engine(ctx); err == nil {
+		w.EngineAPI = eng.APIVersion
+	}
 	if err := d.inspectNetworks(ctx, info, &w); err != nil {
 		return nil, err
 	}
@@ -233,6 +236,18 @@ func (d *DockerRuntime) CheckSource(ctx context.Context, spec *Spec) error {
 	if _, err := exec.LookPath(d.cfg.Runc); err != nil {
 		return fmt.Errorf("%w: runc not found: %v", ErrPreflight, err)
 	}
+	eng, err := d.engine(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: source engine: %v", ErrPreflight, err)
+	}
+	if err := eng.supported(); err != nil {
+		return err
+	}
+	if eng.restoresOnlyOwnNetns() && dockerNetns(info.Config, info.HostConfig) {
+		// Should the migration fail, this engine could not restore the container here.
+		return fmt.Errorf("%w: container %s runs in a network namespace of Docker's (network %q) on %s, which cannot restore such a container from a checkpoint, so a failed migration could not roll back; containers with networking disabled or on the host network can move",
+			ErrNotCheckpointable, spec.Name, info.HostConfig.NetworkMode, eng)
+	}
 	if _, cannot := workloadFromInspect(info); len(cannot) > 0 {
 		return fmt.Errorf("%w: container %s uses settings that cannot move with it: %s", ErrNotCheckpointable, spec.Name, strings.Join(cannot, ", "))
 	}
@@ -281,8 +296,12 @@ func (d *DockerRuntime) CheckTarget(ctx context.Context, spec *Spec) error {
 	if spec.Arch != "" && normArch(spec.Arch) != normArch(info.Architecture) {
 		return fmt.Errorf("%w: workload is %s, target is %s", ErrPreflight, spec.Arch, info.Architecture)
 	}
-	if !info.ExperimentalBuild {
-		return fmt.Errorf("%w: target dockerd runs without \"experimental\": true; checkpoint restore needs it", ErrPreflight)
+	eng, err := d.engine(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: target engine: %v", ErrPreflight, err)
+	}
+	if err := eng.supported(); err != nil {
+		return err
 	}
 	w, err := decodeDockerWorkload(spec.Config)
 	if err != nil {
@@ -292,6 +311,9 @@ func (d *DockerRuntime) CheckTarget(ctx context.Context, spec *Spec) error {
 		return err
 	}
 	if _, err := d.planNetworks(ctx, &w); err != nil {
+		return err
+	}
+	if err := eng.restores(w); err != nil {
 		return err
 	}
 	volumes := map[string]bool{}
@@ -562,7 +584,7 @@ func (d *DockerRuntime) Restore(ctx context.Context, p Prepared) error {
 	if err != nil {
 		return fmt.Errorf("migrate: restore of %s from checkpoint failed: %w", strings.TrimPrefix(info.Name, "/"), err)
 	}
-	return nil
+	return d.afterRestore(ctx, info.ID)
 }
 
 // placeCheckpoint makes the checkpoint in dir available to Docker as checkpoint name of
@@ -624,6 +646,9 @@ func (d *DockerRuntime) Resume(ctx context.Context, spec *Spec, dir string) erro
 	_ = os.RemoveAll(filepath.Join(d.cfg.DataRoot, "containers", info.ID, "checkpoints", name))
 	if err != nil {
 		return fmt.Errorf("migrate: rollback: restore of %s on the source failed: %w", spec.Name, err)
+	}
+	if err := d.afterRestore(ctx, info.ID); err != nil {
+		return fmt.Errorf("migrate: rollback: %w", err)
 	}
 	d.restoreRestartPolicy(ctx, info.ID, policy)
 	return nil

@@ -52,8 +52,14 @@ func (ca testCA) tls(t *testing.T, name string, role pki.Role) *pki.TLS {
 
 func startNode(t *testing.T, ca testCA, name, addr string, policy migrate.DockerPolicy) *node {
 	t.Helper()
+	return startNodeOn(t, ca, name, addr, policy, "")
+}
+
+// startNodeOn starts a node on a given engine version ("" for the one this run selects).
+func startNodeOn(t *testing.T, ca testCA, name, addr string, policy migrate.DockerPolicy, version string) *node {
+	t.Helper()
 	ctx := context.Background()
-	e, err := dockerd.Start(ctx, dockerd.Config{Name: name})
+	e, err := dockerd.Start(ctx, dockerd.Config{Name: name, Version: version})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +125,9 @@ func (n *node) run(t *testing.T, name string, mib int, binds []string, extra ...
 		Image:  workload.Image,
 		Cmd:    append(workload.Cmd(mib), extra...),
 		Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
+		// What can move on this engine (Docker 28 moves only containers without a network
+		// namespace of Docker's).
+		NetworkDisabled: workload.NetworkDisabled(ctx, cli),
 	}, &container.HostConfig{NetworkMode: "none", RestartPolicy: container.RestartPolicy{Name: "unless-stopped"}, Binds: binds}, nil, nil, name)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +143,8 @@ func (n *node) state(t *testing.T, name string) workload.State {
 	t.Helper()
 	cli, _ := n.engine.Client()
 	defer cli.Close()
-	st, err := workload.WaitState(context.Background(), cli, name, 10*time.Second)
+	// Generous: a 256 MiB workload on a loaded shared machine takes a while to start.
+	st, err := workload.WaitState(context.Background(), cli, name, 60*time.Second)
 	if err != nil {
 		t.Fatalf("%s: %v", n.engine.Name, err)
 	}
@@ -278,6 +288,29 @@ func TestDockerMigration(t *testing.T) {
 		}
 		sameWorkload(t, before, n1.state(t, "wmptcp"))
 		cli1.ContainerRemove(ctx, "wmptcp", container.RemoveOptions{Force: true})
+	})
+
+	t.Run("network namespace of Docker's on an engine that cannot restore into one: refused before freezing, naming the engine", func(t *testing.T) {
+		if !workload.NetworkDisabled(ctx, cli1) {
+			t.Skip("this engine restores containers into network namespaces of Docker's; nothing to refuse")
+		}
+		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(8),
+			Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+			&container.HostConfig{NetworkMode: "none"}, nil, nil, "wnetns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli1.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		if err := cli1.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		before := n1.state(t, "wnetns")
+		_, err = n1.migrate(ctx, "wnetns", n2, migrate.Order{})
+		if !errors.Is(err, migrate.ErrNotCheckpointable) || !strings.Contains(err.Error(), "Docker 28") {
+			t.Fatalf("err = %v, want ErrNotCheckpointable naming the engine", err)
+		}
+		t.Logf("refused: %v", err)
+		sameWorkload(t, before, n1.state(t, "wnetns"))
 	})
 
 	t.Run("shared network namespace: refused before freezing", func(t *testing.T) {
@@ -440,7 +473,8 @@ func TestDockerMigration(t *testing.T) {
 					hc.NetworkMode = "none"
 				}
 				c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(8),
-					Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}}, &hc, nil, nil, "wpolicy")
+					NetworkDisabled: hc.NetworkMode == "none" && workload.NetworkDisabled(ctx, cli1),
+					Labels:          map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}}, &hc, nil, nil, "wpolicy")
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -80,6 +80,12 @@ type dockerWorkload struct {
 	Networks    []dockerEndpoint `json:"networks,omitempty"`
 	Ports       []dockerPort     `json:"ports,omitempty"`
 	Established int              `json:"established,omitempty"`
+	// NetworkDisabled: the container has a network namespace of its own that Docker does
+	// not manage (Config.NetworkDisabled); its copy gets the same kind.
+	NetworkDisabled bool `json:"networkDisabled,omitempty"`
+	// EngineAPI is the API version of the source's engine: what the checkpoint was taken
+	// under (see dockerEngine.restores).
+	EngineAPI string `json:"engineAPI,omitempty"`
 }
 
 // dockerMount is one mount: a local named volume (its contents travel in the checkpoint
@@ -98,7 +104,7 @@ func workloadFromInspect(info container.InspectResponse) (dockerWorkload, []stri
 	w := dockerWorkload{
 		Cmd: c.Cmd, Entrypoint: c.Entrypoint, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User,
 		Hostname: c.Hostname, Domainname: c.Domainname, StopSignal: c.StopSignal, StopTimeout: c.StopTimeout,
-		NetworkMode: string(hc.NetworkMode), RestartPolicy: string(hc.RestartPolicy.Name), RestartMax: hc.RestartPolicy.MaximumRetryCount,
+		NetworkMode: string(hc.NetworkMode), NetworkDisabled: c.NetworkDisabled, RestartPolicy: string(hc.RestartPolicy.Name), RestartMax: hc.RestartPolicy.MaximumRetryCount,
 		Memory: hc.Memory, MemorySwap: hc.MemorySwap, MemoryReserve: hc.MemoryReservation, NanoCPUs: hc.NanoCPUs,
 		CPUShares: hc.CPUShares, CPUPeriod: hc.CPUPeriod, CPUQuota: hc.CPUQuota, CpusetCpus: hc.CpusetCpus, CpusetMems: hc.CpusetMems,
 		PidsLimit: hc.PidsLimit, OomScoreAdj: hc.OomScoreAdj, ReadonlyRoot: hc.ReadonlyRootfs, Init: hc.Init, ShmSize: hc.ShmSize,
@@ -290,7 +296,7 @@ func (w *dockerWorkload) build(spec *Spec, image string) (*container.Config, *co
 	c := &container.Config{
 		Image: image, Cmd: w.Cmd, Entrypoint: w.Entrypoint, Env: w.Env, WorkingDir: w.WorkingDir, User: w.User,
 		Hostname: w.Hostname, Domainname: w.Domainname, StopSignal: w.StopSignal, StopTimeout: w.StopTimeout,
-		Labels: map[string]string{},
+		NetworkDisabled: w.NetworkDisabled, Labels: map[string]string{},
 	}
 	for k, v := range spec.Labels {
 		c.Labels[k] = v

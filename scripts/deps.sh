@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Host set-up for godwit's demo and tests, idempotent: Docker engine 20.10 (docker.io, with
-# containerd and runc), CRIU >= 4.2 in a private prefix (scripts/install-criu.sh), the
-# godwit-runc runtime wrapper, fs.pipe-max-size for post-copy (scripts/setup-postcopy.sh), Chromium for the simulator report test, and promtool for the
+# containerd and runc), Docker 26.1 and 28.5 side by side in private prefixes
+# (scripts/install-engines.sh), CRIU >= 4.2 in a private prefix (scripts/install-criu.sh), the
+# godwit-runc runtime wrapper, fs.pipe-max-size for post-copy
+# (scripts/setup-postcopy.sh), Chromium for the simulator report test, and promtool for the
 # metrics test. Fails loudly when something cannot be installed; ends with `criu check`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +28,7 @@ log "$(dockerd --version)"
 
 "$here/install-criu.sh"
 "$here/setup-postcopy.sh"
+"$here/install-engines.sh"
 
 install -d /opt/godwit/bin
 install -m 0755 "$here/godwit-runc" /opt/godwit/bin/godwit-runc

@@ -369,7 +369,8 @@ func TestAgentClusterKillLeader(t *testing.T) {
 	}
 	const wname = "agk-memhog"
 	c, err := clis["c1"].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(256),
-		Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+		NetworkDisabled: workload.NetworkDisabled(ctx, clis["c1"]), // what can move on this engine
+		Labels:          map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
 		&container.HostConfig{NetworkMode: "none"}, nil, nil, wname)
 	if err != nil {
 		t.Fatal(err)

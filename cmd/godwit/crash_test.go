@@ -254,7 +254,8 @@ func TestKillDuringMigration(t *testing.T) {
 
 			name := fmt.Sprintf("wkill%d", i)
 			c, err := clis[0].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(256),
-				Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+				NetworkDisabled: workload.NetworkDisabled(ctx, clis[0]), // what can move on this engine
+				Labels:          map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
 				&container.HostConfig{NetworkMode: "none"}, nil, nil, name)
 			if err != nil {
 				t.Fatal(err)
@@ -268,7 +269,7 @@ func TestKillDuringMigration(t *testing.T) {
 			if err := clis[0].ContainerStart(ctx, wid, container.StartOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			before, err := workload.WaitState(ctx, clis[0], name, 20*time.Second)
+			before, err := workload.WaitState(ctx, clis[0], name, 60*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -317,7 +318,7 @@ func TestKillDuringMigration(t *testing.T) {
 			if running != 1 || total != 1 {
 				t.Fatalf("%d running copies, %d containers of the workload in all; want exactly one", running, total)
 			}
-			after, err := workload.WaitState(ctx, clis[tc.on], name, 20*time.Second)
+			after, err := workload.WaitState(ctx, clis[tc.on], name, 60*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -148,6 +148,9 @@ func runManualDemo(mib int, compress bool, stdout io.Writer) error {
 		Image:  workload.Image,
 		Cmd:    workload.Cmd(mib),
 		Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)},
+		// What can move on this engine (Docker 28 moves only containers without a network
+		// namespace of Docker's).
+		NetworkDisabled: workload.NetworkDisabled(ctx, cli),
 	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "memhog")
 	if err != nil {
 		return err

@@ -384,7 +384,8 @@ func (d *clusterDemo) setup(ctx context.Context) error {
 	}
 	for _, name := range demoWorkloads {
 		c, err := d.clis["n1"].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(opt.mib),
-			Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+			NetworkDisabled: workload.NetworkDisabled(ctx, d.clis["n1"]), // what can move on this engine
+			Labels:          map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
 			&container.HostConfig{NetworkMode: "none"}, nil, nil, name)
 		if err != nil {
 			return err
@@ -482,7 +483,8 @@ func (d *clusterDemo) measureHot(ctx context.Context, n int) error {
 		var ids []string
 		for _, name := range names {
 			c, err := d.clis["n1"].ContainerCreate(ctx, &container.Config{Image: workload.Image, Cmd: workload.Cmd(d.opt.mib),
-				Labels: map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
+				NetworkDisabled: workload.NetworkDisabled(ctx, d.clis["n1"]), // what can move on this engine
+				Labels:          map[string]string{migrate.LabelManaged: "true", migrate.LabelProbePort: strconv.Itoa(workload.Port)}},
 				&container.HostConfig{NetworkMode: "none"}, nil, nil, name)
 			if err != nil {
 				return err

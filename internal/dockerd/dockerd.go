@@ -35,7 +35,10 @@ type Config struct {
 	// RunDir holds the exec-root and the socket. Unix socket paths are limited to 108 bytes,
 	// so this must be short. Default: /run/godwit.
 	RunDir string
-	// Dockerd is the dockerd binary. Default: "dockerd" from PATH.
+	// Version is the engine version to start, one of Versions. Default: GODWIT_ENGINE, else
+	// DefaultVersion.
+	Version string
+	// Dockerd is the dockerd binary. Default: the one of Version (see Lookup).
 	Dockerd string
 	// PathPrepend is put first on the daemon's PATH, so runc finds the right criu.
 	// Default: /opt/godwit/bin (where scripts/install-criu.sh puts CRIU).
@@ -71,6 +74,7 @@ type Config struct {
 // Engine is one running dockerd.
 type Engine struct {
 	Name     string
+	Version  string // the engine version started, one of Versions
 	Host     string // "unix:///run/godwit/n1-xxxx/docker.sock"
 	DataRoot string
 	ExecRoot string
@@ -93,8 +97,20 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("dockerd: Config.Name is required")
 	}
+	var engineBin string
+	if cfg.Version == "" {
+		v, err := SelectedVersion()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Version = v
+	}
 	if cfg.Dockerd == "" {
-		cfg.Dockerd = "dockerd"
+		in, err := Lookup(cfg.Version)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Dockerd, engineBin = in.Dockerd, in.Bin
 	}
 	if err := cfg.checkNetwork(); err != nil {
 		return nil, err
@@ -112,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 60 * time.Second
 	}
-	e := &Engine{Name: cfg.Name, done: make(chan error, 1)}
+	e := &Engine{Name: cfg.Name, Version: cfg.Version, done: make(chan error, 1)}
 	if cfg.Dir == "" {
 		d, err := os.MkdirTemp("", "godwit-engine-"+cfg.Name+"-")
 		if err != nil {
@@ -186,7 +202,12 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	args = append(args, cfg.networkArgs()...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "PATH="+cfg.PathPrepend+":"+os.Getenv("PATH"))
+	path := cfg.PathPrepend + ":" + os.Getenv("PATH")
+	if engineBin != "" {
+		// The engine's own containerd, shim and docker-init come before the system's.
+		path = cfg.PathPrepend + ":" + engineBin + ":" + os.Getenv("PATH")
+	}
+	cmd.Env = append(os.Environ(), "PATH="+path)
 	// Own process group: a test's Ctrl-C does not kill the daemon before cleanup runs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -232,7 +253,7 @@ func (e *Engine) waitReady(ctx context.Context, timeout time.Duration) error {
 }
 
 // Client returns a new Docker API client for this engine, with API version negotiation (the
-// engine is Docker 20.10, API 1.41).
+// engines speak API 1.41 to 1.51).
 func (e *Engine) Client() (*client.Client, error) {
 	return client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
 }

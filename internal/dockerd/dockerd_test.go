@@ -2,6 +2,7 @@ package dockerd_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,14 @@ func TestTwoEnginesRunWorkload(t *testing.T) {
 	if err != nil || len(list) != 0 {
 		t.Fatalf("engine t2 sees %d containers (err %v)", len(list), err)
 	}
-	t.Logf("runc root %s, state %v", engines[0].RuncRoot(), st)
+	// The engine is the version this run selected (GODWIT_ENGINE), not whatever is on PATH.
+	want, _ := dockerd.SelectedVersion()
+	ver, err := cli.ServerVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if engines[0].Version != want || !strings.HasPrefix(ver.Version, want+".") {
+		t.Fatalf("started Docker %s (engine says %s), want %s", engines[0].Version, ver.Version, want)
+	}
+	t.Logf("Docker %s (API %s), runc root %s, state %v", ver.Version, ver.APIVersion, engines[0].RuncRoot(), st)
 }

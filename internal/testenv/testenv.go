@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/godwit-io/godwit/internal/dockerd"
 )
 
 // CRIUBinDir is where scripts/install-criu.sh installs the criu wrapper.
@@ -21,12 +23,18 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
-// RequireDockerd skips unless root and a dockerd binary are available.
+// RequireDockerd skips unless root and the Docker engine this run selects (GODWIT_ENGINE,
+// see internal/dockerd) are available. An unknown GODWIT_ENGINE fails the test: a typo must
+// not turn a run into skips.
 func RequireDockerd(t testing.TB) {
 	t.Helper()
 	RequireRoot(t)
-	if _, err := exec.LookPath("dockerd"); err != nil {
-		t.Skip("needs dockerd (apt package docker.io; `make deps` installs it)")
+	v, err := dockerd.SelectedVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dockerd.Lookup(v); err != nil {
+		t.Skipf("needs Docker %s (`make deps` installs it): %v", v, err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
 	"github.com/godwit-io/godwit/internal/netns"
 )
@@ -101,6 +102,15 @@ func BuildImage(ctx context.Context, cli client.APIClient) error {
 // Cmd is the container command for a workload of mib MiB.
 func Cmd(mib int) []string {
 	return []string{"-mib", strconv.Itoa(mib), "-addr", fmt.Sprintf("127.0.0.1:%d", Port)}
+}
+
+// NetworkDisabled reports whether a workload container on the engine behind cli must be
+// created with networking disabled (Config.NetworkDisabled, its own loopback only) to be
+// movable: from Docker 28 (API 1.48) on, an engine cannot restore a checkpoint into a network
+// namespace of Docker's, so migrate refuses --network none containers there before freezing.
+func NetworkDisabled(ctx context.Context, cli client.APIClient) bool {
+	v, err := cli.ServerVersion(ctx)
+	return err == nil && versions.GreaterThanOrEqualTo(v.APIVersion, "1.48")
 }
 
 // State is one answer of the workload.
