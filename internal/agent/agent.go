@@ -105,6 +105,7 @@ type Agent struct {
 
 	node     *migrate.Node
 	migAddr  string
+	postCopy bool // the runtime passed the post-copy pre-flight at start (scheduler.LabelPostCopy)
 	cp       *scheduler.ControlPlane
 	events   *metrics.Events   // a server's event counters, fed by its control plane
 	metrics  *metrics.Listener // the separate metrics listener (metrics.listen), if any
@@ -163,6 +164,7 @@ func New(cfg *Config, opts ...Option) (_ *Agent, err error) {
 	if err := a.openRuntime(o); err != nil {
 		return nil, err
 	}
+	a.checkPostCopy(ctx)
 	if err := a.startNode(o.fault); err != nil {
 		return nil, err
 	}
@@ -231,6 +233,28 @@ func (a *Agent) openRuntime(o options) error {
 	}
 	a.rt, a.inv = rt, DockerInventory{Client: cli}
 	return nil
+}
+
+// checkPostCopyTimeout bounds the post-copy pre-flight at start (it runs `criu check` once).
+const checkPostCopyTimeout = 30 * time.Second
+
+// checkPostCopy runs the runtime's post-copy pre-flight once: when it passes, the node
+// gossips scheduler.LabelPostCopy=true and the leader may choose post-copy for moves
+// between it and another such node. A failure is not an error: the node migrates by
+// stop-and-copy, and the log says why.
+func (a *Agent) checkPostCopy(ctx context.Context) {
+	pc, ok := a.rt.(migrate.PostCopier)
+	if !ok {
+		a.log.Info("post-copy not offered: the migration runtime cannot do it", "runtime", a.rt.Name())
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkPostCopyTimeout)
+	defer cancel()
+	if err := pc.CheckPostCopy(ctx); err != nil {
+		a.log.Warn("post-copy not offered: its pre-flight failed", "err", err)
+		return
+	}
+	a.postCopy = true
 }
 
 func (a *Agent) migrateDir() string { return filepath.Join(a.cfg.DataDir, "migrate") }
@@ -402,7 +426,8 @@ func (a *Agent) startGossip(key []byte) error {
 	return nil
 }
 
-// nodeLabels are the labels this node publishes: the operator's, the site, and godwit's.
+// nodeLabels are the labels this node publishes: the operator's, the site, and godwit's
+// (scheduler.LabelPostCopy among them when the post-copy pre-flight passed).
 func (a *Agent) nodeLabels() map[string]string {
 	l := map[string]string{}
 	for k, v := range a.cfg.Labels {
@@ -413,6 +438,9 @@ func (a *Agent) nodeLabels() map[string]string {
 	}
 	l[LabelRole] = a.cfg.Role
 	l[LabelMigrationAddr] = a.migAddr
+	if a.postCopy {
+		l[scheduler.LabelPostCopy] = "true"
+	}
 	if a.raftAddr != "" {
 		l[LabelRaftAddr] = a.raftAddr
 	}
