@@ -50,6 +50,9 @@ type Tuning struct {
 	ShutdownWait time.Duration
 	// MigrateSettle is migrate.NodeConfig.SettleTimeout (0: its default).
 	MigrateSettle time.Duration
+	// PostCopyLoopback is migrate.NodeConfig.LoopbackAddr, where post-copy page servers
+	// and relays listen ("": its default, 127.0.0.1); tests keep to their own addresses.
+	PostCopyLoopback string
 }
 
 func defaultTuning(profile string) Tuning {
@@ -289,7 +292,7 @@ func advertised(adv, bound string) (string, error) {
 func (a *Agent) startNode(fault func(string) error) error {
 	n, err := migrate.NewNode(migrate.NodeConfig{
 		Name: a.cfg.Node, Runtime: a.rt, StateDir: a.migrateDir(), TLS: a.id, Fault: fault,
-		Log: a.log.With("component", "migrate"), SettleTimeout: a.tuning.MigrateSettle,
+		Log: a.log.With("component", "migrate"), SettleTimeout: a.tuning.MigrateSettle, LoopbackAddr: a.tuning.PostCopyLoopback,
 		// What each checkpoint stream took is the link's bandwidth estimate, gossiped for
 		// the leader's cost model (gossip keeps it off memberlist's goroutines).
 		OnTransfer: func(tr migrate.Transfer) {
