@@ -71,6 +71,7 @@
 //	    minImprovement: 0.05 # net score a move must reach
 //	    downtimeCost: 0.01   # score one second of predicted downtime costs
 //	    headroom: {cpu: 0.15, memory: 0.10}
+//	    method: auto         # or stop-and-copy, post-copy; per container: godwit.io/migration-method
 //	  placement:
 //	    - containers: {matchLabels: {app: video}}
 //	      requireNodes: {matchLabels: {gpu: "true"}}
@@ -128,8 +129,10 @@
 // stop-and-copy freezes the container for checkpoint + transfer + restore; post-copy
 // freezes it for a fixed freeze (PostCopy.Freeze) and then runs it on the target, its
 // users slowed (PostCopy.Slowdown of them count as harmed) while its image arrives at the
-// link's bandwidth. Constraints.Method or the label godwit.io/migration-method can force
-// one. The decision's Prediction.Method says which was chosen (empty: stop-and-copy), and
+// link's bandwidth. A move from or to a node marked NoPostCopy is by stop-and-copy only.
+// Constraints.Method (constraints.method in the file: auto, stop-and-copy or post-copy) or
+// the label godwit.io/migration-method can force one; a forced post-copy falls back to
+// stop-and-copy where it is not offered. The decision's Prediction.Method says which was chosen (empty: stop-and-copy), and
 // Commit copies it into the ledger record.
 //
 // Constraints (maxDowntime, maxMemory, concurrency, cooldown, ping-pong) stay hard

@@ -23,6 +23,12 @@ func TestPostCopyMethod(t *testing.T) {
 	}
 	offered := DefaultCostModel()
 	offered.PostCopy.Enabled = true
+	// noPC is view with node i unable to do post-copy.
+	noPC := func(i int, labels ...string) ClusterView {
+		v := view(labels...)
+		v.Nodes[i].NoPostCopy = true
+		return v
+	}
 	tests := []struct {
 		desc   string
 		view   ClusterView
@@ -37,6 +43,9 @@ func TestPostCopyMethod(t *testing.T) {
 		{"the label asks for stop-and-copy", view(LabelMigrationMethod, MethodStopAndCopy), pol(""), offered, "none", ReasonDowntime},
 		{"the label asks for post-copy", view(LabelMigrationMethod, MethodPostCopy), pol(MethodStopAndCopy), offered, MethodPostCopy, ReasonMoved},
 		{"post-copy asked for but not offered", view(LabelMigrationMethod, MethodPostCopy), pol(""), DefaultCostModel(), "none", ReasonDowntime},
+		{"the source cannot do post-copy", noPC(0), pol(""), offered, "none", ReasonDowntime},
+		{"the target cannot do post-copy", noPC(1), pol(""), offered, "none", ReasonDowntime},
+		{"post-copy forced, the target cannot", noPC(1), pol(MethodPostCopy), offered, "none", ReasonDowntime},
 	}
 	for _, tc := range tests {
 		p := Evaluate(tc.view, tc.policy, tc.model, Ledger{}, t0)

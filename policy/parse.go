@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -343,6 +344,25 @@ func (c *converter) constraints(k ConstraintsV1, path string, out *Constraints) 
 		share(k.Headroom.CPU, "cpu", &out.HeadroomCPU)
 		share(k.Headroom.Memory, "memory", &out.HeadroomMemory)
 	}
+	if k.Method != nil {
+		c.method(*k.Method, path+".method", &out.Method)
+	}
+}
+
+// methodNames are the values of constraints.method, in the order messages list them.
+var methodNames = []string{MethodAuto, MethodStopAndCopy, MethodPostCopy}
+
+// method checks a migration method name, suggesting the nearest on a near miss.
+func (c *converter) method(m, path string, dst *string) {
+	if slices.Contains(methodNames, m) {
+		*dst = m
+		return
+	}
+	if s := yamlstrict.Closest(m, methodNames); s != "" {
+		c.errorf(path, "method %q: want auto, stop-and-copy or post-copy; did you mean %q?", m, s)
+		return
+	}
+	c.errorf(path, "method %q: want auto, stop-and-copy or post-copy", m)
 }
 
 func (c *converter) selector(s SelectorV1, path string) Selector {

@@ -68,6 +68,9 @@ func TestParseErrors(t *testing.T) {
 		{"tab breaking indentation, on its own line", "apiVersion: godwit.io/v1\nkind: Policy\n\tspec:\n  mode: auto\n", []string{"x.yaml:3:1: invalid YAML: found a tab character"}},
 		{"tab after spaces", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  mode: auto\n  \tinterval: 30s\n", []string{"x.yaml:5:3: invalid YAML: found a tab character"}},
 		{"size", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  constraints:\n    maxMemory: lots\n", []string{"x.yaml:5:16: want a size"}},
+		{"method near miss", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  constraints:\n    method: postcopy\n", []string{`x.yaml:5:13: method "postcopy": want auto, stop-and-copy or post-copy; did you mean "post-copy"?`}},
+		{"method unknown", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  constraints:\n    method: teleport\n", []string{`x.yaml:5:13: method "teleport": want auto, stop-and-copy or post-copy`}},
+		{"method not a string", "apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  constraints:\n    method: [post-copy]\n", []string{"x.yaml:5:13: want a string"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -113,5 +116,27 @@ func TestParseDefaults(t *testing.T) {
 	}
 	if p.Constraints.MaxDowntime != 0 || p.Constraints.HeadroomCPU != 0 || p.Constraints.HeadroomMemory != defaultHeadroom {
 		t.Errorf("constraints = %+v", p.Constraints)
+	}
+}
+
+func TestParseMethod(t *testing.T) {
+	tests := []struct {
+		desc, yaml, want string
+	}{
+		{"default", "", ""},
+		{"auto", "  constraints: {method: auto}\n", MethodAuto},
+		{"stop-and-copy", "  constraints: {method: stop-and-copy}\n", MethodStopAndCopy},
+		{"post-copy", "  constraints:\n    method: post-copy\n", MethodPostCopy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			p, err := Parse("m.yaml", []byte("apiVersion: godwit.io/v1\nkind: Policy\nspec:\n  mode: auto\n"+tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Constraints.Method != tc.want {
+				t.Errorf("Constraints.Method = %q, want %q", p.Constraints.Method, tc.want)
+			}
+		})
 	}
 }

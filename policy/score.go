@@ -63,8 +63,8 @@ func (e *evaluation) score(it *item, t int) scored {
 	}
 	sc.downtime = it.fixedSec + send
 	sc.cost = e.methodCost(it, t, sc.downtime, 0)
-	if it.methods&methodPC != 0 {
-		// Post-copy when it is the only method, or the one within the downtime limit, or
+	if it.methods&methodPC != 0 && !e.nodes[it.src].node.NoPostCopy && !e.nodes[t].node.NoPostCopy {
+		// Post-copy (where both nodes can do it) when it is the only method, or the one within the downtime limit, or
 		// equally within it and cheaper.
 		down, pages := it.pcFreeze+rtt.Seconds(), send
 		cost := e.methodCost(it, t, down, pages)
@@ -327,8 +327,9 @@ const (
 )
 
 // methods returns the methods a move of c may use: the label's or the policy's choice,
-// post-copy only where the cost model says the cluster offers it. An unknown name is
-// reported as a problem and read as auto.
+// post-copy only where the cost model says the cluster offers it (and, per move, where
+// neither node is NoPostCopy: score). An unknown name is reported as a problem and read as
+// auto.
 func (e *evaluation) methods(c *Container) uint8 {
 	m := e.p.Constraints.Method
 	if v, ok := c.Labels[LabelMigrationMethod]; ok {

@@ -52,6 +52,10 @@ type Node struct {
 	// including containers absent from ClusterView.Containers. Zero means "count them
 	// from ClusterView.Containers".
 	ContainerCount int `json:"containerCount,omitempty" yaml:"containerCount,omitempty"`
+	// NoPostCopy marks a node that cannot take part in a post-copy migration (its runtime's
+	// post-copy pre-flight failed, or it did not say it can): a move from or to it is
+	// scored and made by stop-and-copy only, whatever the cost model offers.
+	NoPostCopy bool `json:"noPostCopy,omitempty" yaml:"noPostCopy,omitempty"`
 }
 
 // Container is one running container.

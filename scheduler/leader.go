@@ -274,7 +274,7 @@ func (l *Leader) Round(ctx context.Context) (err error) {
 	var refused []policy.Refusal
 	now := l.cfg.Now()
 	view := BuildView(l.cfg.Gossip(), l.viewInputs(st))
-	plan := policy.Evaluate(view, pol, st.Cost.Model, st.Ledger(), now)
+	plan := policy.Evaluate(view, pol, liveModel(st.Cost.Model, view), st.Ledger(), now)
 	defer func() { l.cfg.Observer.DecisionRound(time.Since(start), &plan, refused, err) }()
 	users := UsersOf(view, st)
 	l.mu.Lock()
@@ -310,7 +310,7 @@ func (l *Leader) Round(ctx context.Context) (err error) {
 		d, rec := cm.Decision, cm.Record
 		id, err := l.plan(ctx, PlanMigration{
 			Workload: rec.Container, Container: byID[rec.Container].Name, Source: rec.From, Target: rec.To,
-			Method: migrate.MethodStopAndCopy, MemoryBytes: rec.MemoryBytes, Predicted: PredictedCosts(d.Cost),
+			Method: orderMethod(d.Cost.Method), MemoryBytes: rec.MemoryBytes, Predicted: PredictedCosts(d.Cost),
 			Reason: decisionSummary(d),
 		}, "")
 		if err != nil {
@@ -322,6 +322,29 @@ func (l *Leader) Round(ctx context.Context) (err error) {
 		l.track(ctx, id, true)
 	}
 	return nil
+}
+
+// liveModel is the cost model the leader evaluates with: the replicated one, offering
+// post-copy when at least one node gossiped that it can (LabelPostCopy). The engine then
+// takes post-copy only for moves whose source and target both can (policy.Node.NoPostCopy,
+// set by BuildView), so one node without it never gets a post-copy migration.
+func liveModel(m policy.CostModel, view policy.ClusterView) policy.CostModel {
+	m.PostCopy.Enabled = false
+	for _, n := range view.Nodes {
+		if !n.NoPostCopy {
+			m.PostCopy.Enabled = true
+			break
+		}
+	}
+	return m
+}
+
+// orderMethod is the migrate.Order method of a prediction's method (empty: stop-and-copy).
+func orderMethod(m string) string {
+	if m == policy.MethodPostCopy {
+		return migrate.MethodPostCopy
+	}
+	return migrate.MethodStopAndCopy
 }
 
 // byName is the name part of a requester such as "alice (operator)": what the ledger
@@ -339,6 +362,9 @@ func decisionSummary(d policy.Decision) string {
 		parts = append(parts, "triggers "+strings.Join(d.Triggers, ","))
 	}
 	parts = append(parts, fmt.Sprintf("predicted downtime %.1fs", d.Cost.Downtime.Seconds()))
+	if d.Cost.Method == policy.MethodPostCopy {
+		parts = append(parts, "by post-copy")
+	}
 	return strings.Join(parts, "; ")
 }
 
@@ -395,7 +421,12 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 		return "", ErrShuttingDown
 	}
 	st := l.cfg.FSM.State()
+	// The workload's godwit.io/migration-method=post-copy is honoured when both nodes can
+	// do post-copy; otherwise the move is by stop-and-copy, and the ledger says which.
 	pred := st.Cost.Model.Predict(c.MemoryBytes, 0, 0)
+	if c.Labels[policy.LabelMigrationMethod] == policy.MethodPostCopy && canPostCopy(view, c.Node) && canPostCopy(view, target) {
+		pred = st.Cost.Model.PredictPostCopy(c.MemoryBytes, 0, 0)
+	}
 	// The same re-check as the leader's own decisions, under the policy in force (the
 	// defaults when there is none), except the policy's cooldown and ping-pong window: an
 	// operator asking for a move now means it (a container's own cooldown label still holds).
@@ -420,7 +451,7 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 		return "", fmt.Errorf("%w: %s: %s", ErrConflict, r.Reason, r.Detail)
 	}
 	id, err := l.plan(ctx, PlanMigration{Workload: c.ID, Container: c.Name, Source: c.Node, Target: target,
-		Method: migrate.MethodStopAndCopy, MemoryBytes: c.MemoryBytes, Predicted: PredictedCosts(pred),
+		Method: orderMethod(pred.Method), MemoryBytes: c.MemoryBytes, Predicted: PredictedCosts(pred),
 		Reason: "requested by " + by, Manual: true}, byName(by))
 	if err != nil {
 		return "", err
@@ -433,6 +464,16 @@ func (l *Leader) Request(ctx context.Context, workload, target, by string) (stri
 	l.mu.Unlock()
 	l.track(ctx, id, true)
 	return id, nil
+}
+
+// canPostCopy says whether node is in view and can take part in a post-copy migration.
+func canPostCopy(view policy.ClusterView, node string) bool {
+	for _, n := range view.Nodes {
+		if n.ID == node {
+			return !n.NoPostCopy
+		}
+	}
+	return false
 }
 
 // propose encodes and applies one command in the leader's name; a refusal by the state
@@ -522,7 +563,7 @@ func (l *Leader) drive(ctx context.Context, id string) {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	go l.followPhases(pollCtx, id, m.Source, srcAddr, giveUp)
 	wait := l.cfg.BaseTimeout + time.Duration(float64(m.MemoryBytes)/float64(1<<30)*float64(l.cfg.PerGiB))
-	rep, err := l.cfg.Nodes.Migrate(orderCtx, srcAddr, m.Source, migrate.Order{ID: id, Workload: m.Workload, TargetNode: m.Target, TargetAddr: tgtAddr}, wait)
+	rep, err := l.cfg.Nodes.Migrate(orderCtx, srcAddr, m.Source, migrate.Order{ID: id, Workload: m.Workload, TargetNode: m.Target, TargetAddr: tgtAddr, Method: m.Method}, wait)
 	stopPoll()
 	giveUp()
 	if ctx.Err() != nil {
@@ -712,18 +753,22 @@ func (l *Leader) finish(ctx context.Context, id string, f FinishMigration, log *
 }
 
 // refit fits the cost model to the completed migrations the ledger holds and records it
-// with its prediction errors.
+// with its prediction errors. The two methods' samples are kept apart: a stop-and-copy
+// migration refits the checkpoint, restore and image lines; a post-copy one only the
+// post-copy freeze (its checkpoint and restore leave the memory out, and would pull the
+// stop-and-copy lines down).
 func (l *Leader) refit(ctx context.Context) error {
 	st := l.cfg.FSM.State()
 	var obs []policy.Observation
 	var done []*Migration
 	for _, m := range st.SortedMigrations() {
-		if m.Phase != PhaseCompleted || m.MemoryBytes <= 0 || m.Measured.Checkpoint <= 0 {
+		if m.Phase != PhaseCompleted || m.MemoryBytes <= 0 {
 			continue
 		}
-		done = append(done, m)
-		obs = append(obs, policy.Observation{MemoryBytes: m.MemoryBytes, Checkpoint: m.Measured.Checkpoint,
-			Restore: m.Measured.Restore, ImageBytes: m.Measured.CheckpointBytes})
+		if o, ok := observation(m); ok {
+			done = append(done, m)
+			obs = append(obs, o)
+		}
 	}
 	if len(obs) < 3 {
 		return nil // too few to fit a line
@@ -734,7 +779,21 @@ func (l *Leader) refit(ctx context.Context) error {
 	return err
 }
 
-// predictionErrors compares what was predicted for each migration with what was measured.
+// observation is what completed migration m measured for the cost model, by its method;
+// false when it measured nothing usable.
+func observation(m *Migration) (policy.Observation, bool) {
+	if m.Method == migrate.MethodPostCopy {
+		// The freeze as measured (the RTT, which policy.Observation.Freeze leaves out, is
+		// not known apart here; on the links post-copy is used over it is milliseconds).
+		return policy.Observation{MemoryBytes: m.MemoryBytes, Freeze: m.Measured.Downtime}, m.Measured.Downtime > 0
+	}
+	return policy.Observation{MemoryBytes: m.MemoryBytes, Checkpoint: m.Measured.Checkpoint,
+		Restore: m.Measured.Restore, ImageBytes: m.Measured.CheckpointBytes}, m.Measured.Checkpoint > 0
+}
+
+// predictionErrors compares what was predicted for each migration with what was measured:
+// downtime for every method, the parts of stop-and-copy only (a post-copy prediction has
+// no checkpoint or restore apart from its freeze).
 func predictionErrors(ms []*Migration) CostErrors {
 	var e CostErrors
 	add := func(s *ErrorStat, pred, meas float64) {
@@ -748,10 +807,13 @@ func predictionErrors(ms []*Migration) CostErrors {
 		s.MeanRelative += (abs(d)/meas - s.MeanRelative) / float64(s.N)
 	}
 	for _, m := range ms {
+		add(&e.Downtime, m.Predicted.Downtime.Seconds(), m.Measured.Downtime.Seconds())
+		if m.Method == migrate.MethodPostCopy {
+			continue
+		}
 		add(&e.Checkpoint, m.Predicted.Checkpoint.Seconds(), m.Measured.Checkpoint.Seconds())
 		add(&e.Transfer, m.Predicted.Transfer.Seconds(), m.Measured.Transfer.Seconds())
 		add(&e.Restore, m.Predicted.Restore.Seconds(), m.Measured.Restore.Seconds())
-		add(&e.Downtime, m.Predicted.Downtime.Seconds(), m.Measured.Downtime.Seconds())
 		add(&e.CheckpointBytes, float64(m.Predicted.CheckpointBytes), float64(m.Measured.CheckpointBytes))
 	}
 	return e

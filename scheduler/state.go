@@ -414,9 +414,19 @@ func (s *State) Ledger() policy.Ledger {
 			State:       m.Phase.LedgerState(),
 			Downtime:    m.Measured.Downtime,
 			MemoryBytes: m.MemoryBytes,
+			Method:      ledgerMethod(m.Method),
 		})
 	}
 	return l
+}
+
+// ledgerMethod is a migration's method as the engine's record names it (empty:
+// stop-and-copy).
+func ledgerMethod(m string) string {
+	if m == migrate.MethodPostCopy {
+		return policy.MethodPostCopy
+	}
+	return ""
 }
 
 // LedgerState is the phase as the engine's migration state: the same names, one table of

@@ -9,6 +9,12 @@ import (
 	"github.com/godwit-io/godwit/policy"
 )
 
+// LabelPostCopy is the node label an agent gossips as "true" when its migration runtime
+// passed the post-copy pre-flight at start (migrate.PostCopier.CheckPostCopy): BuildView
+// marks every other node policy.Node.NoPostCopy, so a move is by post-copy only when both
+// its nodes said they can.
+const LabelPostCopy = "godwit.io/post-copy"
+
 // ViewInputs is what the replicated state adds to the gossiped cluster when the leader
 // builds the decision engine's view.
 type ViewInputs struct {
@@ -31,7 +37,8 @@ const sitePairSample = 8
 // capacity and load (a node that is not alive, or whose inventory is stale, is Unavailable:
 // nothing moves onto or off it), containers keyed by workload identity (the
 // godwit.io/workload label, else the container ID, so a workload keeps its ID across moves),
-// unmanaged containers included (placement rules count them), and links between sites: the
+// unmanaged containers included (placement rules count them), nodes that did not gossip
+// LabelPostCopy=true marked NoPostCopy, and links between sites: the
 // median RTT of node pairs from Vivaldi coordinates, and the median measured bandwidth. It is
 // a pure function of its inputs.
 func BuildView(g gossip.ClusterView, in ViewInputs) policy.ClusterView {
@@ -49,6 +56,7 @@ func BuildView(g gossip.ClusterView, in ViewInputs) policy.ClusterView {
 			Drained:        n.Drain || in.Drained[n.Name],
 			Unavailable:    n.Status != gossip.StatusAlive || n.InventoryStale,
 			ContainerCount: len(n.Containers),
+			NoPostCopy:     n.Labels[LabelPostCopy] != "true",
 		}
 		view.Nodes = append(view.Nodes, pn)
 		if n.Status == gossip.StatusAlive {

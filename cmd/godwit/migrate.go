@@ -76,7 +76,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) error {
 				return usagef("--to: %w", err)
 			}
 			if *compress || *id != "" || *method == methodPostCopy {
-				return usagef("--compress, --id and --method post-copy are for a migration service (--direct); the leader orders stop-and-copy")
+				return usagef("--compress, --id and --method post-copy are for a migration service (--direct); through the leader, a workload labelled godwit.io/migration-method=post-copy moves by post-copy where both nodes can")
 			}
 			return migrateViaAPI(c, pos[0], *to, *asJSON, stdout, stderr)
 		}

@@ -50,6 +50,9 @@ type Tuning struct {
 	ShutdownWait time.Duration
 	// MigrateSettle is migrate.NodeConfig.SettleTimeout (0: its default).
 	MigrateSettle time.Duration
+	// PostCopyLoopback is migrate.NodeConfig.LoopbackAddr, where post-copy page servers
+	// and relays listen ("": its default, 127.0.0.1); tests keep to their own addresses.
+	PostCopyLoopback string
 }
 
 func defaultTuning(profile string) Tuning {
@@ -105,6 +108,7 @@ type Agent struct {
 
 	node     *migrate.Node
 	migAddr  string
+	postCopy bool // the runtime passed the post-copy pre-flight at start (scheduler.LabelPostCopy)
 	cp       *scheduler.ControlPlane
 	events   *metrics.Events   // a server's event counters, fed by its control plane
 	metrics  *metrics.Listener // the separate metrics listener (metrics.listen), if any
@@ -163,6 +167,7 @@ func New(cfg *Config, opts ...Option) (_ *Agent, err error) {
 	if err := a.openRuntime(o); err != nil {
 		return nil, err
 	}
+	a.checkPostCopy(ctx)
 	if err := a.startNode(o.fault); err != nil {
 		return nil, err
 	}
@@ -233,6 +238,28 @@ func (a *Agent) openRuntime(o options) error {
 	return nil
 }
 
+// checkPostCopyTimeout bounds the post-copy pre-flight at start (it runs `criu check` once).
+const checkPostCopyTimeout = 30 * time.Second
+
+// checkPostCopy runs the runtime's post-copy pre-flight once: when it passes, the node
+// gossips scheduler.LabelPostCopy=true and the leader may choose post-copy for moves
+// between it and another such node. A failure is not an error: the node migrates by
+// stop-and-copy, and the log says why.
+func (a *Agent) checkPostCopy(ctx context.Context) {
+	pc, ok := a.rt.(migrate.PostCopier)
+	if !ok {
+		a.log.Info("post-copy not offered: the migration runtime cannot do it", "runtime", a.rt.Name())
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkPostCopyTimeout)
+	defer cancel()
+	if err := pc.CheckPostCopy(ctx); err != nil {
+		a.log.Warn("post-copy not offered: its pre-flight failed", "err", err)
+		return
+	}
+	a.postCopy = true
+}
+
 func (a *Agent) migrateDir() string { return filepath.Join(a.cfg.DataDir, "migrate") }
 
 // advertised is the address to publish for a listener bound at bound, given the config's
@@ -265,7 +292,7 @@ func advertised(adv, bound string) (string, error) {
 func (a *Agent) startNode(fault func(string) error) error {
 	n, err := migrate.NewNode(migrate.NodeConfig{
 		Name: a.cfg.Node, Runtime: a.rt, StateDir: a.migrateDir(), TLS: a.id, Fault: fault,
-		Log: a.log.With("component", "migrate"), SettleTimeout: a.tuning.MigrateSettle,
+		Log: a.log.With("component", "migrate"), SettleTimeout: a.tuning.MigrateSettle, LoopbackAddr: a.tuning.PostCopyLoopback,
 		// What each checkpoint stream took is the link's bandwidth estimate, gossiped for
 		// the leader's cost model (gossip keeps it off memberlist's goroutines).
 		OnTransfer: func(tr migrate.Transfer) {
@@ -402,7 +429,8 @@ func (a *Agent) startGossip(key []byte) error {
 	return nil
 }
 
-// nodeLabels are the labels this node publishes: the operator's, the site, and godwit's.
+// nodeLabels are the labels this node publishes: the operator's, the site, and godwit's
+// (scheduler.LabelPostCopy among them when the post-copy pre-flight passed).
 func (a *Agent) nodeLabels() map[string]string {
 	l := map[string]string{}
 	for k, v := range a.cfg.Labels {
@@ -413,6 +441,9 @@ func (a *Agent) nodeLabels() map[string]string {
 	}
 	l[LabelRole] = a.cfg.Role
 	l[LabelMigrationAddr] = a.migAddr
+	if a.postCopy {
+		l[scheduler.LabelPostCopy] = "true"
+	}
 	if a.raftAddr != "" {
 		l[LabelRaftAddr] = a.raftAddr
 	}
