@@ -86,7 +86,7 @@ type ConstraintsV1 struct {
 	MinImprovement        *float64    `json:"minImprovement,omitempty" jsonschema:"minimum=0" jsonschema_description:"Least net score (weighted gain minus downtime cost) worth a move (default 0.05)."`
 	DowntimeCost          *float64    `json:"downtimeCost,omitempty" jsonschema:"minimum=0" jsonschema_description:"Score one second of predicted downtime costs (default 0.01)."`
 	Headroom              *HeadroomV1 `json:"headroom,omitempty" jsonschema_description:"Capacity that must stay free on a target after a move."`
-	Method                *string     `json:"method,omitempty" jsonschema:"enum=auto,enum=stop-and-copy,enum=post-copy" jsonschema_description:"Migration method: auto (default) takes the cheaper of stop-and-copy and post-copy where both nodes of a move can do post-copy; stop-and-copy never uses post-copy; post-copy uses it wherever both nodes can (stop-and-copy elsewhere). Containers may override it with godwit.io/migration-method."`
+	Method                *string     `json:"method,omitempty" jsonschema:"enum=auto,enum=stop-and-copy,enum=post-copy" jsonschema_description:"Migration method: auto (the default in the simulator; a live leader offers post-copy only when the policy names auto or post-copy) takes the cheaper of stop-and-copy and post-copy where both nodes of a move can do post-copy; stop-and-copy never uses post-copy; post-copy uses it wherever both nodes can (stop-and-copy elsewhere). Containers may override it with godwit.io/migration-method."`
 }
 
 // HeadroomV1 is the share of capacity a target keeps free after a move.

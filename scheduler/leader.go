@@ -274,7 +274,7 @@ func (l *Leader) Round(ctx context.Context) (err error) {
 	var refused []policy.Refusal
 	now := l.cfg.Now()
 	view := BuildView(l.cfg.Gossip(), l.viewInputs(st))
-	plan := policy.Evaluate(view, pol, liveModel(st.Cost.Model, view), st.Ledger(), now)
+	plan := policy.Evaluate(view, pol, liveModel(st.Cost.Model, pol, view), st.Ledger(), now)
 	defer func() { l.cfg.Observer.DecisionRound(time.Since(start), &plan, refused, err) }()
 	users := UsersOf(view, st)
 	l.mu.Lock()
@@ -325,11 +325,17 @@ func (l *Leader) Round(ctx context.Context) (err error) {
 }
 
 // liveModel is the cost model the leader evaluates with: the replicated one, offering
-// post-copy when at least one node gossiped that it can (LabelPostCopy). The engine then
-// takes post-copy only for moves whose source and target both can (policy.Node.NoPostCopy,
-// set by BuildView), so one node without it never gets a post-copy migration.
-func liveModel(m policy.CostModel, view policy.ClusterView) policy.CostModel {
+// post-copy only under a policy that asks for it (constraints.method auto or post-copy:
+// post-copy is opt-in, since a target lost while pages still arrive sends the workload back
+// to its state at the freeze) and when at least one node gossiped that it can
+// (LabelPostCopy). The engine then takes post-copy only for moves whose source and target
+// both can (policy.Node.NoPostCopy, set by BuildView), so one node without it never gets a
+// post-copy migration.
+func liveModel(m policy.CostModel, pol *policy.Policy, view policy.ClusterView) policy.CostModel {
 	m.PostCopy.Enabled = false
+	if pol.Constraints.Method != policy.MethodAuto && pol.Constraints.Method != policy.MethodPostCopy {
+		return m
+	}
 	for _, n := range view.Nodes {
 		if !n.NoPostCopy {
 			m.PostCopy.Enabled = true
