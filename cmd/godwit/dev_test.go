@@ -112,6 +112,9 @@ func TestDevCluster(t *testing.T) {
 			t.Fatalf("lcdev1's agent config lacks %q:\n%s", want, cfg)
 		}
 	}
+	if b, err := os.ReadFile(c.Nodes[1].AgentLog); err != nil || !strings.Contains(string(b), "gossip packets delayed on purpose") {
+		t.Errorf("lcdev2's agent log does not say it delays gossip (%v):\n%s", err, tail(string(b), 20))
+	}
 	devPublishedPort(t, c.Nodes[0])
 	// A crash: one agent is gone without a word; dev down still cleans up all of it.
 	victim := c.Nodes[2]
