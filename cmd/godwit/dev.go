@@ -188,6 +188,9 @@ func devUp(args []string, stdout, stderr io.Writer) error {
 	if in := bridgesInUse(o.net.bridges(o.nodes)); len(in) > 0 {
 		return fmt.Errorf("network interfaces %s exist already: another --bridge-prefix, or remove them", strings.Join(in, ", "))
 	}
+	if in := o.net.subnetInUse(); in != "" {
+		return fmt.Errorf("--subnet-base %d.%d.0.0/16 is in use on this machine by %s: give another", o.net.Base[0], o.net.Base[1], in)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err

@@ -170,6 +170,25 @@ func bridgesInUse(names []string) []string {
 	return in
 }
 
+// subnetInUse names an interface with an address inside the layout's /16 ("" none): its
+// routes would clash with the nodes' networks.
+func (d devNet) subnetInUse() string {
+	_, n, _ := net.ParseCIDR(fmt.Sprintf("%d.%d.0.0/16", d.Base[0], d.Base[1]))
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, ifc := range ifs {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && (n.Contains(ipn.IP) || ipn.Contains(n.IP)) {
+				return fmt.Sprintf("%s (%s)", ifc.Name, a)
+			}
+		}
+	}
+	return ""
+}
+
 // removeBridges deletes those of names that still exist.
 func removeBridges(names []string) {
 	for _, n := range names {

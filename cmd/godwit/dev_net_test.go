@@ -81,8 +81,9 @@ func TestDevUpNetFlags(t *testing.T) {
 	}
 }
 
-// TestDevDownRecordedBridges: a dev up that died after recording a bridge (whether or not
-// it made it) leaves dev down to remove it.
+// TestDevDownRecordedBridges: dev up refuses a /16 an interface has an address in, and a
+// dev up that died after recording a bridge (whether or not it made it) leaves dev down to
+// remove it.
 func TestDevDownRecordedBridges(t *testing.T) {
 	testenv.RequireRoot(t)
 	const br = "gw108z"
@@ -90,6 +91,17 @@ func TestDevDownRecordedBridges(t *testing.T) {
 		t.Fatalf("ip link add %s: %v: %s", br, err, out)
 	}
 	t.Cleanup(func() { removeBridges([]string{br}) })
+	if out, err := exec.Command("ip", "addr", "add", "10.108.250.1/24", "dev", br).CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add: %v: %s", err, out)
+	}
+	// dev up refuses a /16 some interface has an address in.
+	d, err := newDevNet("gw108x", "10.108.0.0/16", 3, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := d.subnetInUse(); !strings.HasPrefix(in, br+" ") {
+		t.Errorf("subnetInUse with %s on 10.108.250.1/24: %q", br, in)
+	}
 	t.Setenv(envDevState, filepath.Join(t.TempDir(), "dev.json"))
 	dir := t.TempDir()
 	if err := saveDevState(devCluster{Dir: dir, Bridges: []string{br, "gw108y"}}); err != nil {
