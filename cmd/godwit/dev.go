@@ -82,11 +82,15 @@ type devCluster struct {
 	Key      string    `json:"gossipKey"` // the gossip key file
 	Operator devTLS    `json:"operator"`  // what `godwit dev env` exports for the CLI
 	Nodes    []devNode `json:"nodes"`
+	// Net is the network layout; Bridges are the bridges dev up makes, recorded before it
+	// makes them so that dev down removes them also after a crash.
+	Net     devNet   `json:"net"`
+	Bridges []string `json:"bridges,omitempty"`
 }
 
 func runDev(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("usage: godwit dev up [--nodes N] [--dir DIR] [--ip-base IP] [--name-prefix P] [--policy FILE] | down | env NODE | status")
+		return usagef("usage: godwit dev up [--nodes N] [--dir DIR] [--ip-base IP] [--name-prefix P] [--policy FILE] [--subnet-base CIDR] [--bridge-prefix P] [--shared-bridge] [--emulated-delay D] | down | env NODE | status")
 	}
 	switch args[0] {
 	case "up":
@@ -122,6 +126,8 @@ type devOptions struct {
 	base   net.IP // node i is base + i
 	prefix string
 	policy string // a policy file the servers put in force ("" none)
+	net    devNet
+	delay  time.Duration // gossip.emulated_delay of every agent (0 none)
 }
 
 func devUp(args []string, stdout, stderr io.Writer) error {
@@ -131,16 +137,28 @@ func devUp(args []string, stdout, stderr io.Writer) error {
 	base := fs.String("ip-base", "127.0.0.1", "node i listens on this loopback `IP` plus i (node1 on 127.0.0.2 by default)")
 	prefix := fs.String("name-prefix", "node", "node i is named `PREFIX`i (its engine's containerd namespace and cgroup parent too)")
 	pol := fs.String("policy", "", "a policy `FILE` the servers put in force (default none: `godwit policy apply` later)")
+	subnet := fs.String("subnet-base", "10.200.0.0/16", "the `CIDR` (a /16 in 10.0.0.0/8) the nodes' bridges and address pools are cut from")
+	bridgePrefix := fs.String("bridge-prefix", "gwdev", "node i's engine has its bridge `PREFIX`i (PREFIXs is the shared one)")
+	shared := fs.Bool("shared-bridge", false, "also attach every engine to one shared bridge: network "+devSharedNetwork+", a layer-2 domain whose containers keep their address when they move")
+	delay := fs.Duration("emulated-delay", 0, "delay every gossip packet by this `DURATION` (gossip.emulated_delay, 0 to 1s; default none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	o := devOptions{nodes: *nodes, prefix: *prefix}
+	o := devOptions{nodes: *nodes, prefix: *prefix, delay: *delay}
 	if o.nodes < 1 || o.nodes > 200 {
 		return usagef("--nodes must be between 1 and 200, got %d", o.nodes)
 	}
+	if o.delay < 0 || o.delay > time.Second {
+		return usagef("--emulated-delay %s: must be 0 (none) to 1s", o.delay)
+	}
+	dn, err := newDevNet(*bridgePrefix, *subnet, o.nodes, *shared)
+	if err != nil {
+		return usagef("%w", err)
+	}
+	o.net = dn
 	o.base = net.ParseIP(*base).To4()
 	if o.base == nil || !o.base.IsLoopback() {
 		return usagef("--ip-base %q: want an IPv4 loopback address (127.x.y.z): the local cluster listens on this machine only", *base)
@@ -167,6 +185,12 @@ func devUp(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(devStateFile()); err == nil {
 		return fmt.Errorf("a local cluster is already up (%s): godwit dev down first", devStateFile())
 	}
+	if in := bridgesInUse(o.net.bridges(o.nodes)); len(in) > 0 {
+		return fmt.Errorf("network interfaces %s exist already: another --bridge-prefix, or remove them", strings.Join(in, ", "))
+	}
+	if in := o.net.subnetInUse(); in != "" {
+		return fmt.Errorf("--subnet-base %d.%d.0.0/16 is in use on this machine by %s: give another", o.net.Base[0], o.net.Base[1], in)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -174,7 +198,7 @@ func devUp(args []string, stdout, stderr io.Writer) error {
 	if o.dir, err = filepath.Abs(*dir); err != nil {
 		return err
 	}
-	c := devCluster{Dir: o.dir, TLSDir: filepath.Join(o.dir, "tls"), Key: filepath.Join(o.dir, "gossip.key")}
+	c := devCluster{Dir: o.dir, TLSDir: filepath.Join(o.dir, "tls"), Key: filepath.Join(o.dir, "gossip.key"), Net: o.net}
 	// From here on, a failure stops what was started; the state file is written at each
 	// step so that `godwit dev down` finds everything even if this command dies.
 	if err := devStart(&c, o, self, stdout); err != nil {
@@ -240,11 +264,21 @@ func devStart(c *devCluster, o devOptions, self string, stdout io.Writer) error 
 		if err := os.MkdirAll(filepath.Join(ndir, "engine"), 0o700); err != nil {
 			return err
 		}
-		e, err := dockerd.Start(ctx, dockerd.Config{Name: name, Dir: filepath.Join(ndir, "engine")})
+		ip := devNodeIP(o.base, i).String()
+		ecfg := o.net.engine(i, ip)
+		ecfg.Name, ecfg.Dir = name, filepath.Join(ndir, "engine")
+		// Recorded before they exist: dev down removes them whatever happens next.
+		c.Bridges = append(c.Bridges, ecfg.Bridge)
+		if i == 1 && o.net.Shared {
+			c.Bridges = append(c.Bridges, o.net.sharedBridge())
+		}
+		if err := saveDevState(*c); err != nil {
+			return err
+		}
+		e, err := dockerd.Start(ctx, ecfg)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		ip := devNodeIP(o.base, i).String()
 		n := devNode{Engine: e.State(), Addr: ip, Role: "client", TLS: certs[i-1],
 			Endpoint: net.JoinHostPort(ip, strconv.Itoa(devMigrationPort)), API: net.JoinHostPort(ip, strconv.Itoa(devAPIPort)),
 			Config: filepath.Join(ndir, "agent.yaml"), AgentLog: filepath.Join(ndir, "agent.log")}
@@ -255,11 +289,16 @@ func devStart(c *devCluster, o devOptions, self string, stdout io.Writer) error 
 		if err := saveDevState(*c); err != nil {
 			return err
 		}
+		if o.net.Shared {
+			if err := o.net.createShared(ctx, e.Host, i, ip); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
 		join := seed
 		if i == 1 {
 			join = ""
 		}
-		if err := os.WriteFile(n.Config, []byte(devAgentConfig(*c, n, filepath.Join(ndir, "data"), join, servers, policyFile)), 0o600); err != nil {
+		if err := os.WriteFile(n.Config, []byte(devAgentConfig(*c, n, filepath.Join(ndir, "data"), join, servers, policyFile, o.delay)), 0o600); err != nil {
 			return err
 		}
 		pid, err := startDevAgent(self, n)
@@ -272,7 +311,7 @@ func devStart(c *devCluster, o devOptions, self string, stdout io.Writer) error 
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		fmt.Fprintf(stdout, "%s up: %s, docker %s, api https://%s\n", name, n.Role, e.Host, n.API)
+		fmt.Fprintf(stdout, "%s up: %s, docker %s, api https://%s, bridge %s %s\n", name, n.Role, e.Host, n.API, ecfg.Bridge, ecfg.BridgeAddress)
 	}
 	return devWaitReady(*c, o.nodes, stdout)
 }
@@ -315,12 +354,15 @@ func devCertificates(c *devCluster, o devOptions, servers int) ([]devTLS, error)
 
 // devAgentConfig is node n's agent config: its services on its own address, joining the
 // first node's gossip, its engine, its certificate; servers with raft.
-func devAgentConfig(c devCluster, n devNode, data, join string, servers int, policyFile string) string {
+func devAgentConfig(c devCluster, n devNode, data, join string, servers int, policyFile string, delay time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by godwit dev up\nnode: %s\nrole: %s\nsite: site-%s\n", n.Engine.Name, n.Role, n.Engine.Name)
 	fmt.Fprintf(&b, "gossip:\n  bind: '%s:%d'\n  key_file: '%s'\n", n.Addr, devGossipPort, c.Key)
 	if join != "" {
 		fmt.Fprintf(&b, "  join: ['%s']\n", join)
+	}
+	if delay > 0 {
+		fmt.Fprintf(&b, "  emulated_delay: %s\n", delay)
 	}
 	fmt.Fprintf(&b, "migration:\n  bind: '%s'\napi:\n  bind: '%s'\n", n.Endpoint, n.API)
 	if n.Role == "server" {
@@ -330,8 +372,8 @@ func devAgentConfig(c devCluster, n devNode, data, join string, servers int, pol
 		}
 	}
 	fmt.Fprintf(&b, "capacity:\n  cpu: 2\n  memory: 4GiB\n")
-	fmt.Fprintf(&b, "docker:\n  host: '%s'\n  data_root: '%s'\n  runc_root: '%s'\n  cgroup_parent: '/godwit-%s'\n",
-		n.Engine.Host, n.Engine.DataRoot, n.Engine.RuncRoot(), n.Engine.Name)
+	fmt.Fprintf(&b, "docker:\n  host: '%s'\n  data_root: '%s'\n  runc_root: '%s'\n  cgroup_parent: '/godwit-%s'\n  publish_address: '%s'\n",
+		n.Engine.Host, n.Engine.DataRoot, n.Engine.RuncRoot(), n.Engine.Name, n.Addr)
 	fmt.Fprintf(&b, "data_dir: '%s'\n", data)
 	fmt.Fprintf(&b, "tls:\n  ca: '%s'\n  cert: '%s'\n  key: '%s'\n", n.TLS.CA, n.TLS.Cert, n.TLS.Key)
 	fmt.Fprintf(&b, "inventory:\n  interval: 2s\nlog:\n  level: info\n  format: text\n")
@@ -468,6 +510,9 @@ func devStop(c devCluster, stdout io.Writer) {
 		_ = os.RemoveAll(filepath.Dir(n.Config))
 		fmt.Fprintf(stdout, "%s down\n", n.Engine.Name)
 	}
+	// The engines removed their networks and the bridges they made; whatever is left of
+	// those dev up recorded (a crash between recording and starting) goes now.
+	removeBridges(c.Bridges)
 	if c.TLSDir != "" {
 		_ = os.RemoveAll(c.TLSDir)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -116,6 +118,18 @@ func deleteBridge(name string) {
 		return
 	}
 	_ = exec.Command("ip", "link", "del", name).Run()
+}
+
+// RemoveBridge deletes the Linux bridge name if there is one (an interface of another kind
+// is left alone). `godwit dev down` removes the bridges `dev up` recorded with it.
+func RemoveBridge(name string) {
+	if name == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Join("/sys/class/net", name, "bridge")); err != nil {
+		return
+	}
+	deleteBridge(name)
 }
 
 // removeNetworks deletes the engine's user-defined networks, so Docker removes the bridges
