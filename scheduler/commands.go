@@ -129,6 +129,8 @@ var commandVersions = map[CommandType]int{
 	TypeSetCostModel:    1,
 	TypeSetConditions:   1,
 	TypePruneMigrations: 1,
+	TypeCreateToken:     1,
+	TypeDeleteToken:     1,
 }
 
 // CommandVersion returns the payload version this code writes for t (0: unknown type).
@@ -286,6 +288,10 @@ func newPayload(t CommandType) payload {
 		return &SetConditions{}
 	case TypePruneMigrations:
 		return &PruneMigrations{}
+	case TypeCreateToken:
+		return &CreateToken{}
+	case TypeDeleteToken:
+		return &DeleteToken{}
 	}
 	return nil
 }

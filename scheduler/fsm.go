@@ -171,6 +171,10 @@ func apply(s *State, cmd *Command, p any, res *ApplyResult) error {
 	case *PruneMigrations:
 		pruneMigrations(s, p, res)
 		return nil
+	case *CreateToken:
+		return createToken(s, cmd, p)
+	case *DeleteToken:
+		return deleteToken(s, p)
 	}
 	return reject(ErrUnknownCommand, "payload %T", p)
 }

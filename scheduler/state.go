@@ -106,6 +106,8 @@ type State struct {
 	// evaluation (policy.Plan), handed back to it as policy.Ledger's.
 	Conditions     []policy.ConditionState `json:"conditions,omitempty"`
 	ConditionStats []policy.ConditionStat  `json:"conditionStats,omitempty"`
+	// Tokens are the API's bearer tokens, by ID (hashes only; acl.go).
+	Tokens map[string]Token `json:"tokens,omitempty"`
 }
 
 // PolicyRecord is the policy in force and where it came from.
@@ -304,6 +306,9 @@ func (s *State) normalize() {
 	if s.Drained == nil {
 		s.Drained = map[string]DrainRecord{}
 	}
+	if s.Tokens == nil {
+		s.Tokens = map[string]Token{}
+	}
 	if len(s.Conditions) == 0 {
 		s.Conditions = nil
 	}
@@ -318,6 +323,7 @@ func (s *State) Clone() *State {
 		Owners:         maps.Clone(s.Owners),
 		LastMoves:      maps.Clone(s.LastMoves),
 		Drained:        maps.Clone(s.Drained),
+		Tokens:         maps.Clone(s.Tokens),
 		Cost:           s.Cost,
 		Conditions:     slices.Clone(s.Conditions),
 		ConditionStats: slices.Clone(s.ConditionStats),
@@ -457,6 +463,7 @@ func (s *State) Check() error {
 	if s.Policy != nil && s.Policy.Version == 0 {
 		bad("policy without a version")
 	}
+	s.checkTokens(bad)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("scheduler: inconsistent state: %w", err)
 	}
