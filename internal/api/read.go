@@ -22,6 +22,10 @@ func (s *Server) routes() {
 	s.handle("POST /v1/drain/{node}", true, leader, s.drain)
 	s.handle("POST /v1/undrain/{node}", true, leader, s.undrain)
 	s.handle("POST /v1/policy", true, leader, s.applyPolicy)
+	s.handle("POST /v1/acl/tokens", true, leader, s.createToken)
+	s.handle("GET /v1/acl/tokens", false, replica, s.listTokens)
+	s.handle("DELETE /v1/acl/tokens/{id}", true, leader, s.deleteToken)
+	s.handle("POST /v1/acl/resolve", false, replica, s.resolveToken)
 	if s.cfg.Metrics != nil {
 		s.handle("GET /metrics", false, local, s.metrics)
 	}
