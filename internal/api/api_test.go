@@ -28,6 +28,9 @@ import (
 // tests (auth_test.go and ui_test.go set 127.0.106 while they run).
 var testNet = "127.0.95"
 
+// runtimeFor, when a test sets it, wraps each node's fake runtime (ui_test.go slows one).
+var runtimeFor func(node string, rt *migrate.FakeRuntime) migrate.Runtime
+
 // testIP is the loopback address of test node i.
 func testIP(i int) string { return fmt.Sprintf("%s.%d", testNet, i) }
 
@@ -125,7 +128,12 @@ func startCluster(t *testing.T) *cluster {
 			c.workload = c.rts[name].Add("w", []byte("the memory of w"), map[string]string{migrate.LabelManaged: "true"})
 		}
 		log := slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
-		a, err := agent.New(cfg, agent.WithRuntime(c.rts[name], nil), agent.WithLogger(log), agent.WithTuning(fastTuning))
+		var rt migrate.Runtime = c.rts[name]
+		var inv agent.Inventory
+		if runtimeFor != nil {
+			rt, inv = runtimeFor(name, c.rts[name]), agent.FakeInventory{RT: c.rts[name]}
+		}
+		a, err := agent.New(cfg, agent.WithRuntime(rt, inv), agent.WithLogger(log), agent.WithTuning(fastTuning))
 		if err != nil {
 			t.Fatalf("starting %s: %v", name, err)
 		}

@@ -26,6 +26,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/acl/tokens", false, replica, s.listTokens)
 	s.handle("DELETE /v1/acl/tokens/{id}", true, leader, s.deleteToken)
 	s.handle("POST /v1/acl/resolve", false, replica, s.resolveToken)
+	s.viewRoutes()
 	if s.cfg.Metrics != nil {
 		s.handle("GET /metrics", false, local, s.metrics)
 	}
