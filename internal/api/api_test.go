@@ -31,6 +31,10 @@ var testNet = "127.0.95"
 // runtimeFor, when a test sets it, wraps each node's fake runtime (ui_test.go slows one).
 var runtimeFor func(node string, rt *migrate.FakeRuntime) migrate.Runtime
 
+// tuningFor, when a test sets it, changes fastTuning (ui_test.go: calmer raft while a
+// browser loads the machine).
+var tuningFor func(*agent.Tuning)
+
 // testIP is the loopback address of test node i.
 func testIP(i int) string { return fmt.Sprintf("%s.%d", testNet, i) }
 
@@ -133,7 +137,12 @@ func startCluster(t *testing.T) *cluster {
 		if runtimeFor != nil {
 			rt, inv = runtimeFor(name, c.rts[name]), agent.FakeInventory{RT: c.rts[name]}
 		}
-		a, err := agent.New(cfg, agent.WithRuntime(rt, inv), agent.WithLogger(log), agent.WithTuning(fastTuning))
+		a, err := agent.New(cfg, agent.WithRuntime(rt, inv), agent.WithLogger(log), agent.WithTuning(func(t *agent.Tuning) {
+			fastTuning(t)
+			if tuningFor != nil {
+				tuningFor(t)
+			}
+		}))
 		if err != nil {
 			t.Fatalf("starting %s: %v", name, err)
 		}

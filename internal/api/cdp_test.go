@@ -193,6 +193,7 @@ func (b *browser) waitJS(what, expr string, timeout time.Duration) {
 		var ok bool
 		b.eval("!!("+expr+")", &ok)
 		if ok {
+			b.t.Logf("%s: after %v", what, timeout-time.Until(deadline))
 			return
 		}
 		if time.Now().After(deadline) {

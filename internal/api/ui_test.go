@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit-io/godwit/internal/agent"
 	"github.com/godwit-io/godwit/internal/api"
 	"github.com/godwit-io/godwit/internal/pki"
 	"github.com/godwit-io/godwit/migrate"
@@ -58,7 +59,13 @@ func TestWebView(t *testing.T) {
 		}
 		return rt
 	}
-	t.Cleanup(func() { runtimeFor = nil })
+	// Chromium loads the machine: raft gets two-second timeouts instead of the
+	// harness's half-second ones, so that elections do not come and go while the page polls.
+	tuningFor = func(t *agent.Tuning) {
+		r := &t.Raft
+		r.HeartbeatTimeout, r.ElectionTimeout, r.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
+	}
+	t.Cleanup(func() { runtimeFor, tuningFor = nil, nil })
 	c := startCluster(t)
 	op := c.httpClient(t, "alice", pki.RoleOperator)
 	follower := c.follower()
