@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -115,4 +117,58 @@ func tokenDelete(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "token %s deleted\n", acc.ID)
 	return nil
+}
+
+// envToken is the variable `godwit dev env` exports the local cluster's operator token in,
+// for pasting into the web view.
+const envToken = "GODWIT_TOKEN"
+
+// devTokens are the local cluster's two tokens, kept (0600) next to its certificates.
+type devTokens struct {
+	Viewer   string `json:"viewer"`
+	Operator string `json:"operator"`
+}
+
+func devTokensFile(c devCluster) string { return filepath.Join(c.TLSDir, "tokens.json") }
+
+// devCreateTokens makes a viewer and an operator token for the web view of a local cluster
+// that is up. A failure is reported and does not fail `dev up`: the cluster works without.
+func devCreateTokens(c devCluster, stdout io.Writer) {
+	ac, err := devAPIClient(c, c.Nodes[0])
+	var toks devTokens
+	for _, role := range []string{"viewer", "operator"} {
+		if err != nil {
+			break
+		}
+		body, _ := json.Marshal(api.TokenRequest{Role: role, Name: "dev-" + role})
+		var tok api.TokenCreated
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = ac.call(ctx, "POST", "/v1/acl/tokens", "application/json", body, &tok)
+		cancel()
+		if role == "viewer" {
+			toks.Viewer = tok.Secret
+		} else {
+			toks.Operator = tok.Secret
+		}
+	}
+	if err == nil {
+		data, _ := json.MarshalIndent(toks, "", "  ")
+		err = os.WriteFile(devTokensFile(c), data, 0o600)
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "web view tokens not created: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stdout, "web view: https://%s/ui/ (godwit dev env exports the operator token as %s; the viewer's is in %s)\n",
+		c.Nodes[0].API, envToken, devTokensFile(c))
+}
+
+// devTokenEnv is " GODWIT_TOKEN=..." for `godwit dev env`, or "" when dev up made none.
+func devTokenEnv(c devCluster) string {
+	data, err := os.ReadFile(devTokensFile(c))
+	var toks devTokens
+	if err != nil || json.Unmarshal(data, &toks) != nil || toks.Operator == "" {
+		return ""
+	}
+	return " " + envToken + "=" + shellQuote(toks.Operator)
 }
