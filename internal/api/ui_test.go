@@ -81,6 +81,11 @@ func TestWebView(t *testing.T) {
 	b.navigate(origin + "/ui/")
 	login(b, oper.Secret)
 	b.waitJS("signed in as the operator", `document.getElementById("whoami").textContent.includes("ui-operator (operator)")`, 30*time.Second)
+	var formShown bool
+	b.eval(`getComputedStyle(document.getElementById("login")).display !== "none"`, &formShown)
+	if formShown {
+		t.Error("the sign-in form is still shown after signing in")
+	}
 
 	{ // lists the nodes by site
 		b.waitJS("four nodes", `document.querySelectorAll("#sites .node").length === 4`, 30*time.Second)
@@ -134,7 +139,12 @@ func TestWebView(t *testing.T) {
 	}
 	{ // screenshot
 		shot := b.screenshot()
-		if err := os.WriteFile(filepath.Join(t.TempDir(), "webview.png"), shot, 0o644); err != nil {
+		// GODWIT_WEBVIEW_SCREENSHOT=FILE keeps the screenshot for a person to look at.
+		file := os.Getenv("GODWIT_WEBVIEW_SCREENSHOT")
+		if file == "" {
+			file = filepath.Join(t.TempDir(), "webview.png")
+		}
+		if err := os.WriteFile(file, shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		img, err := png.Decode(bytes.NewReader(shot))
@@ -167,8 +177,21 @@ func TestWebView(t *testing.T) {
 			}
 		}
 	}
+	{ // readable at phone width: the page does not scroll sideways (wide tables scroll inside)
+		b.call(b.session, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}, nil)
+		b.waitJS("the page to fit 390 px", `document.documentElement.scrollWidth <= 392`, 10*time.Second)
+		if file := os.Getenv("GODWIT_WEBVIEW_SCREENSHOT"); file != "" {
+			_ = os.WriteFile(strings.TrimSuffix(file, ".png")+"-phone.png", b.screenshot(), 0o644)
+		}
+		b.call(b.session, "Emulation.clearDeviceMetricsOverride", map[string]any{}, nil)
+	}
 	{ // a viewer sees and cannot drain
 		b.eval(`document.getElementById("logout").click(), true`, nil)
+		var left int
+		b.eval(`document.querySelectorAll("#sites .node, #workloads tbody tr, #history tbody tr").length`, &left)
+		if left != 0 {
+			t.Errorf("%d nodes, workloads or migrations still shown after signing out", left)
+		}
 		login(b, viewer.Secret)
 		b.waitJS("signed in as the viewer", `document.getElementById("whoami").textContent.includes("ui-viewer (viewer)")`, 30*time.Second)
 		b.waitJS("four nodes", `document.querySelectorAll("#sites .node").length === 4`, 30*time.Second)

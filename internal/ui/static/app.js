@@ -314,6 +314,11 @@
       sessionStorage.removeItem(KEY);
       clearTimeout(timer);
       whoami = null;
+      // Nothing the last token could see stays on the screen.
+      for (const id of ["sites", "inflight", "decisions", "costplot", "explainbody"]) $(id).replaceChildren();
+      for (const id of ["workloads", "history", "costtable"]) $(id).tBodies[0].replaceChildren();
+      for (const id of ["costtext", "policy", "policysrc", "round"]) $(id).textContent = "";
+      delete document.body.dataset.role;
       signedIn(false);
     });
     if (sessionStorage.getItem(KEY)) start(); else signedIn(false);
