@@ -133,6 +133,8 @@ var commandVersions = map[CommandType]int{
 	TypePruneMigrations: 1,
 	TypeSetUsers:        1,
 	TypeClearUsers:      1,
+	TypeCreateToken:     1,
+	TypeDeleteToken:     1,
 }
 
 // CommandVersion returns the payload version this code writes for t (0: unknown type).
@@ -311,6 +313,10 @@ func newPayload(t CommandType) payload {
 		return &SetUsers{}
 	case TypeClearUsers:
 		return &ClearUsers{}
+	case TypeCreateToken:
+		return &CreateToken{}
+	case TypeDeleteToken:
+		return &DeleteToken{}
 	}
 	return nil
 }

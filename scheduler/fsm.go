@@ -185,6 +185,10 @@ func apply(s *State, cmd *Command, p any, res *ApplyResult) error {
 		}
 		delete(s.Users, p.Workload)
 		return nil
+	case *CreateToken:
+		return createToken(s, cmd, p)
+	case *DeleteToken:
+		return deleteToken(s, p)
 	}
 	return reject(ErrUnknownCommand, "payload %T", p)
 }

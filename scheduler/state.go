@@ -109,6 +109,8 @@ type State struct {
 	// Users are where workloads' users are, by workload identity, as recorded through the
 	// API (`godwit users set`); they take precedence over the containers' labels.
 	Users map[string]UsersRecord `json:"users,omitempty"`
+	// Tokens are the API's bearer tokens, by ID (hashes only; acl.go).
+	Tokens map[string]Token `json:"tokens,omitempty"`
 }
 
 // UsersRecord is a workload's user sites, who reported them and when.
@@ -317,6 +319,9 @@ func (s *State) normalize() {
 	if s.Users == nil {
 		s.Users = map[string]UsersRecord{}
 	}
+	if s.Tokens == nil {
+		s.Tokens = map[string]Token{}
+	}
 	if len(s.Conditions) == 0 {
 		s.Conditions = nil
 	}
@@ -331,6 +336,7 @@ func (s *State) Clone() *State {
 		Owners:         maps.Clone(s.Owners),
 		LastMoves:      maps.Clone(s.LastMoves),
 		Drained:        maps.Clone(s.Drained),
+		Tokens:         maps.Clone(s.Tokens),
 		Cost:           s.Cost,
 		Conditions:     slices.Clone(s.Conditions),
 		ConditionStats: slices.Clone(s.ConditionStats),
@@ -494,6 +500,7 @@ func (s *State) Check() error {
 	if s.Policy != nil && s.Policy.Version == 0 {
 		bad("policy without a version")
 	}
+	s.checkTokens(bad)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("scheduler: inconsistent state: %w", err)
 	}

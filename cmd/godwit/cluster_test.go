@@ -153,6 +153,11 @@ func TestClusterCommands(t *testing.T) {
 		{"policy explain before any policy", []string{"policy", "explain"}, exitUsage, []string{"no-policy"}},
 		{"policy explain, half offline", []string{"policy", "explain", "--policy", good}, exitUsage, []string{"--view FILE"}},
 		{"policy apply", []string{"policy", "apply", good, "--addr", "https://" + s1.APIAddr()}, exitOK, []string{"in force, version 1"}},
+		{"acl token create, bad role", []string{"acl", "token", "create", "--role", "admin"}, exitUsage, []string{"usage: godwit acl token create"}},
+		{"acl token create", []string{"acl", "token", "create", "--role", "viewer", "--name", "wall"}, exitOK, []string{"(wall, viewer)", "gdw_"}},
+		{"acl token create as a client node", []string{"acl", "token", "create", "--role", "operator", "--client-cert", nodeCert, "--client-key", nodeKey}, exitFailure, []string{"forbidden"}},
+		{"acl token list", []string{"acl", "token", "list", "--addr", "https://" + s1.APIAddr()}, exitOK, []string{"wall", "viewer", "alice (operator)"}},
+		{"acl token delete, unknown", []string{"acl", "token", "delete", "t-000000000000", "--addr", "https://" + s1.APIAddr()}, exitUsage, []string{"not-found"}},
 		{"status on a migration service", []string{"status", "--addr", c1.MigrationAddr()}, exitUsage, []string{"is a migration service"}},
 	}
 	for _, tc := range tests {

@@ -313,7 +313,11 @@ func devStart(c *devCluster, o devOptions, self string, stdout io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "%s up: %s, docker %s, api https://%s, bridge %s %s\n", name, n.Role, e.Host, n.API, ecfg.Bridge, ecfg.BridgeAddress)
 	}
-	return devWaitReady(*c, o.nodes, stdout)
+	if err := devWaitReady(*c, o.nodes, stdout); err != nil {
+		return err
+	}
+	devCreateTokens(*c, stdout)
+	return nil
 }
 
 func devNodeName(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, i) }
@@ -537,9 +541,9 @@ func devEnv(name string, stdout io.Writer) error {
 			if addr == "" {
 				addr = n.Endpoint
 			}
-			fmt.Fprintf(stdout, "export DOCKER_HOST=%s %s=%s %s=%s %s=%s %s=%s\n", shellQuote(n.Engine.Host),
+			fmt.Fprintf(stdout, "export DOCKER_HOST=%s %s=%s %s=%s %s=%s %s=%s%s\n", shellQuote(n.Engine.Host),
 				envAddr, shellQuote("https://"+addr), envCACert, shellQuote(c.Operator.CA),
-				envClientCert, shellQuote(c.Operator.Cert), envClientKey, shellQuote(c.Operator.Key))
+				envClientCert, shellQuote(c.Operator.Cert), envClientKey, shellQuote(c.Operator.Key), devTokenEnv(c))
 			return nil
 		}
 	}

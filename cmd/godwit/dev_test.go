@@ -82,6 +82,9 @@ func TestDevCluster(t *testing.T) {
 	for k, v := range parseExports(t, out) {
 		t.Setenv(k, v)
 	}
+	if !strings.HasPrefix(os.Getenv(envToken), api.TokenPrefix) {
+		t.Errorf("dev env exports no web view token (%s): %s", envToken, out)
+	}
 	if os.Getenv(envAddr) != "https://127.0.108.32:7970" || os.Getenv("DOCKER_HOST") != c.Nodes[1].Engine.Host {
 		t.Fatalf("dev env lcdev2: %s", out)
 	}

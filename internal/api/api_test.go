@@ -24,9 +24,19 @@ import (
 	"github.com/godwit-io/godwit/scheduler"
 )
 
-// testIP is the loopback address of test node i: 127.0.95.0/24 is used by no other
-// package's tests.
-func testIP(i int) string { return fmt.Sprintf("127.0.95.%d", i) }
+// testNet is the /24 of the test nodes: 127.0.95.0/24 is used by no other package's
+// tests (auth_test.go and ui_test.go set 127.0.106 while they run).
+var testNet = "127.0.95"
+
+// runtimeFor, when a test sets it, wraps each node's fake runtime (ui_test.go slows one).
+var runtimeFor func(node string, rt *migrate.FakeRuntime) migrate.Runtime
+
+// tuningFor, when a test sets it, changes fastTuning (ui_test.go: calmer raft while a
+// browser loads the machine).
+var tuningFor func(*agent.Tuning)
+
+// testIP is the loopback address of test node i.
+func testIP(i int) string { return fmt.Sprintf("%s.%d", testNet, i) }
 
 // fastTuning shrinks the production timing for agents on one loaded machine.
 func fastTuning(t *agent.Tuning) {
@@ -122,7 +132,17 @@ func startCluster(t *testing.T) *cluster {
 			c.workload = c.rts[name].Add("w", []byte("the memory of w"), map[string]string{migrate.LabelManaged: "true"})
 		}
 		log := slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
-		a, err := agent.New(cfg, agent.WithRuntime(c.rts[name], nil), agent.WithLogger(log), agent.WithTuning(fastTuning))
+		var rt migrate.Runtime = c.rts[name]
+		var inv agent.Inventory
+		if runtimeFor != nil {
+			rt, inv = runtimeFor(name, c.rts[name]), agent.FakeInventory{RT: c.rts[name]}
+		}
+		a, err := agent.New(cfg, agent.WithRuntime(rt, inv), agent.WithLogger(log), agent.WithTuning(func(t *agent.Tuning) {
+			fastTuning(t)
+			if tuningFor != nil {
+				tuningFor(t)
+			}
+		}))
 		if err != nil {
 			t.Fatalf("starting %s: %v", name, err)
 		}
@@ -304,10 +324,10 @@ func TestAPI(t *testing.T) {
 			t.Fatalf("%d %s", ans.status, ans.body)
 		}
 	})
-	t.Run("no certificate is refused at TLS", func(t *testing.T) {
-		_, err := c.httpClient(t, "", "").Get("https://" + leader.APIAddr() + "/v1/status")
-		if err == nil {
-			t.Fatal("served without a client certificate")
+	t.Run("no certificate and no token is refused", func(t *testing.T) {
+		ans := do(t, c.httpClient(t, "", ""), "GET", leader, "/v1/status", nil)
+		if ans.status != http.StatusUnauthorized || ans.err.Code != api.CodeUnauthenticated {
+			t.Fatalf("without a certificate or token: %d %s", ans.status, ans.body)
 		}
 	})
 	t.Run("a certificate of another CA is refused at TLS", func(t *testing.T) {

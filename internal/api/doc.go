@@ -1,6 +1,7 @@
-// Package api is the agent's HTTP API: HTTPS only (TLS 1.3, a client certificate of the
-// cluster required and verified through internal/pki), JSON in and out, served by every
-// agent on its API address.
+// Package api is the agent's HTTP API: HTTPS only (TLS 1.3; a client certificate of the
+// cluster verified through internal/pki, or a bearer token recorded through raft, auth.go),
+// JSON in and out, served by every agent on its API address with the web view (internal/ui)
+// under /ui/.
 //
 // One wrapper (handle, in server.go) does for every endpoint what Nomad's agent does in
 // its HTTP wrapper: it reads the caller's identity from the verified certificate, decides

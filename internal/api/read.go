@@ -25,6 +25,11 @@ func (s *Server) routes() {
 	s.handle("GET /v1/users", false, replica, s.users)
 	s.handle("PUT /v1/users/{workload}", true, leader, s.setUsers)
 	s.handle("DELETE /v1/users/{workload}", true, leader, s.clearUsers)
+	s.handle("POST /v1/acl/tokens", true, leader, s.createToken)
+	s.handle("GET /v1/acl/tokens", false, replica, s.listTokens)
+	s.handle("DELETE /v1/acl/tokens/{id}", true, leader, s.deleteToken)
+	s.handle("POST /v1/acl/resolve", false, replica, s.resolveToken)
+	s.viewRoutes()
 	if s.cfg.Metrics != nil {
 		s.handle("GET /metrics", false, local, s.metrics)
 	}

@@ -85,6 +85,8 @@ type Server struct {
 	peers map[string]*http.Transport // by node@addr: transports that insist on that node
 
 	stopping atomic.Bool // StopWrites was called
+
+	tokens tokenCache // a client agent's answers from servers about tokens (auth.go)
 }
 
 // StopWrites makes the server refuse every change from now on (503, code unavailable,
@@ -124,7 +126,7 @@ func (s *Server) Listen(bind string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("api: %w", err)
 	}
-	tc := s.cfg.TLS.ServerConfig()
+	tc := apiServerConfig(s.cfg.TLS)
 	tc.NextProtos = []string{"http/1.1", ALPN}
 	s.http = &http.Server{
 		Handler:           s.mux,
@@ -174,7 +176,10 @@ type call struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	caller pki.Identity
-	body   []byte
+	// viaToken is the role of the bearer token the caller authenticated with ("" for a
+	// certificate).
+	viaToken string
+	body     []byte
 	// written is the status of an answer a handler wrote itself (errWritten).
 	written int
 }
@@ -208,14 +213,11 @@ func (s *Server) handle(pattern string, write bool, rt route, h handler) {
 // serve runs one call; it returns the status written and the error answered, if any.
 func (s *Server) serve(c *call, write bool, rt route, h handler) (int, error) {
 	r := c.r
-	if r.TLS == nil {
-		return s.writeError(c.w, errorf(http.StatusUnauthorized, CodeUnauthenticated, "TLS with a client certificate is required"))
+	if e := s.authenticate(c); e != nil {
+		return s.writeError(c.w, e)
 	}
-	peer, err := pki.PeerIdentity(*r.TLS)
-	if err != nil {
-		return s.writeError(c.w, errorf(http.StatusUnauthorized, CodeUnauthenticated, "no verified identity: %v", err))
-	}
-	c.caller = peer
+	peer := c.caller
+	var err error
 	if fwd := r.Header.Get(HeaderForwardedFor); fwd != "" {
 		// Only a server acts for someone else; a client node acts only as itself.
 		if peer.Role != pki.RoleServer {
@@ -229,6 +231,9 @@ func (s *Server) serve(c *call, write bool, rt route, h handler) (int, error) {
 	}
 	if write && s.stopping.Load() {
 		return s.writeError(c.w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "agent %s is shutting down: it takes no changes; ask another agent", s.cfg.Node))
+	}
+	if write && c.viaToken == scheduler.TokenViewer {
+		return s.writeError(c.w, errorf(http.StatusForbidden, CodeForbidden, "%s holds a viewer token: it may only read", c.caller.Node))
 	}
 	if write && c.caller.Role == pki.RoleClient {
 		return s.writeError(c.w, errorf(http.StatusForbidden, CodeForbidden, "%s may only read: changes need an operator or a server certificate", c.caller))
