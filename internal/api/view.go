@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/godwit-io/godwit/gossip"
@@ -31,7 +33,8 @@ type ViewExtras struct {
 	scheduler.CostRecord
 	// Policy is the policy in force in brief (nil: none).
 	Policy *PolicyBrief `json:"policy,omitempty"`
-	// UserSites is each workload's godwit.io/user-sites label, where it has one.
+	// UserSites is where each workload's users are: the sites recorded through the API, else
+	// its godwit.io/user-sites label (site:weight,...).
 	UserSites map[string]string `json:"userSites,omitempty"`
 }
 
@@ -83,6 +86,15 @@ func (s *Server) viewExtras(c *call) (int, any, error) {
 				out.UserSites[w] = v
 			}
 		}
+	}
+	// Sites recorded through the API (`godwit users set`) take precedence over the label,
+	// as they do for the leader; shown in the label's format.
+	for w, rec := range st.Users {
+		parts := make([]string, 0, len(rec.Sites))
+		for _, u := range rec.Sites {
+			parts = append(parts, u.Site+":"+strconv.FormatFloat(u.Weight, 'g', -1, 64))
+		}
+		out.UserSites[w] = strings.Join(parts, ",")
 	}
 	return http.StatusOK, out, nil
 }
