@@ -315,7 +315,7 @@ func TestDockerMigration(t *testing.T) {
 
 	t.Run("shared network namespace: refused before freezing", func(t *testing.T) {
 		c, err := cli1.ContainerCreate(ctx, &container.Config{Image: workload.Image,
-			Cmd: []string{"-mib", "8", "-addr", "127.0.0.1:7071"}, Labels: map[string]string{migrate.LabelManaged: "true"}},
+			Cmd: []string{"-mib", "8", "-addr", "127.0.0.1:7072", "-control="}, Labels: map[string]string{migrate.LabelManaged: "true"}},
 			&container.HostConfig{NetworkMode: "container:w256"}, nil, nil, "wshared")
 		if err != nil {
 			t.Fatal(err)
@@ -325,6 +325,10 @@ func TestDockerMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = n1.migrate(ctx, "wshared", n2, migrate.Order{})
+		if info, ierr := cli1.ContainerInspect(ctx, c.ID); ierr == nil && info.State != nil && !info.State.Running {
+			t.Fatalf("wshared (in w256's network namespace) is not running: exit %d, error %q; the migration answered: %v",
+				info.State.ExitCode, info.State.Error, err)
+		}
 		if !errors.Is(err, migrate.ErrNotCheckpointable) || !strings.Contains(err.Error(), "network") {
 			t.Fatalf("err = %v, want ErrNotCheckpointable naming the network", err)
 		}
