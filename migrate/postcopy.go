@@ -128,67 +128,23 @@ func loopbackPort(host string) (string, error) {
 func (m *sourceRun) runPostCopy(ctx context.Context) error {
 	n, rep, spec, tc := m.n, m.rep, m.spec, m.tc
 	pc, ok := n.rt.(PostCopier)
-	beforeFreeze := func(err error) error {
-		rep.Result = ResultFailed
-		m.e.Target = tc.node
-		_ = n.put(&m.e, PhaseFailed, err)
-		return err
-	}
+	beforeFreeze := m.failBeforeFreeze
 	if !ok {
 		return beforeFreeze(fmt.Errorf("%w: the %s runtime cannot migrate with post-copy", ErrRefused, n.rt.Name()))
 	}
 
-	t := time.Now()
-	if err := n.rt.CheckSource(ctx, spec); err != nil {
-		return beforeFreeze(err)
-	}
-	if err := pc.CheckPostCopy(ctx); err != nil {
-		return beforeFreeze(fmt.Errorf("source: %w", err))
-	}
-	if _, err := tc.call(ctx, request{Op: opPreflight, Spec: spec, Method: MethodPostCopy}, nil, 0); err != nil {
-		var remote *RemoteError
-		if !errors.As(err, &remote) {
-			err = fmt.Errorf("%w: %w", ErrPreflight, err)
+	if err := m.prepareTarget(ctx, MethodPostCopy, func() error {
+		if err := pc.CheckPostCopy(ctx); err != nil {
+			return fmt.Errorf("source: %w", err)
 		}
+		return nil
+	}); err != nil {
 		return beforeFreeze(err)
 	}
-	m.e.Target = tc.node
-	rep.add(PhasePreflight, time.Since(t), 0)
-
-	t = time.Now()
-	if im, ok := n.rt.(ImageMover); ok && spec.ImageID != "" {
-		resp, err := tc.call(ctx, request{Op: opHasImage}, nil, 0)
-		if err != nil {
-			return beforeFreeze(err)
-		}
-		if !resp.Has {
-			resp, err := tc.call(ctx, request{Op: opImage, Compressed: m.o.Compress}, func(w io.Writer) error {
-				_, _, err := sendStream(w, m.o.Compress, 0, PhaseImage, nil, func(w io.Writer) error {
-					return im.SaveImage(ctx, spec, w)
-				})
-				return err
-			}, 10*time.Minute)
-			if err != nil {
-				return beforeFreeze(fmt.Errorf("migrate: moving image %s: %w", spec.Image, err))
-			}
-			rep.ImageBytes = resp.Bytes
-		}
-	}
-	rep.add(PhaseImage, time.Since(t), rep.ImageBytes)
-
-	t = time.Now()
-	resp, err := tc.call(ctx, request{Op: opPrepare}, nil, 2*time.Minute)
-	if err != nil {
-		return beforeFreeze(err)
-	}
-	rep.TargetID = resp.ContainerID
-	if err := n.put(&m.e, PhasePrepared, nil); err != nil {
-		return beforeFreeze(err)
-	}
-	rep.add(PhasePrepare, time.Since(t), 0)
 
 	// The freeze. The page server's address is journaled first: recovery must be able to
 	// hang up on it.
+	var err error
 	if m.e.PageServer, err = loopbackPort(n.loopback()); err != nil {
 		return beforeFreeze(err)
 	}
@@ -217,7 +173,7 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 		return m.rollback(ctx, frozen, err)
 	}
 
-	t = time.Now()
+	t := time.Now()
 	size, err := m.streamSize(ctx)
 	if err != nil {
 		return m.rollback(ctx, frozen, err)
@@ -245,7 +201,7 @@ func (m *sourceRun) runPostCopy(ctx context.Context) error {
 	if err := n.put(&m.e, PhaseRestoring, nil); err != nil {
 		return m.rollback(ctx, frozen, err)
 	}
-	resp, err = tc.call(ctx, request{Op: opRestore, Method: MethodPostCopy, LazyPages: m.e.LazyPages}, nil, n.cfg.RestoreTimeout)
+	resp, err := tc.call(ctx, request{Op: opRestore, Method: MethodPostCopy, LazyPages: m.e.LazyPages}, nil, n.cfg.RestoreTimeout)
 	if err != nil {
 		var remote *RemoteError
 		if errors.As(err, &remote) && !errors.Is(err, ErrInDoubt) {

@@ -114,28 +114,40 @@ type sourceRun struct {
 	log  *slog.Logger
 }
 
-func (m *sourceRun) run(ctx context.Context) error {
+// failBeforeFreeze ends a migration that failed before anything was frozen: the journal
+// says failed, and the background loop tells the target to drop what it prepared.
+func (m *sourceRun) failBeforeFreeze(err error) error {
+	m.rep.Result = ResultFailed
+	m.e.Target = m.tc.node
+	_ = m.n.put(&m.e, PhaseFailed, err)
+	return err
+}
+
+// prepareTarget runs the steps before the freeze that every method shares: pre-flight on
+// both sides (check, when set, is the method's own check on this node; method goes to the
+// target's pre-flight), the image when the target lacks it, and the stopped copy on the
+// target, journaled as prepared. Nothing is frozen; the caller fails the migration with
+// failBeforeFreeze on an error.
+func (m *sourceRun) prepareTarget(ctx context.Context, method string, check func() error) error {
 	n, rep, spec, tc := m.n, m.rep, m.spec, m.tc
-	beforeFreeze := func(err error) error {
-		rep.Result = ResultFailed
-		m.e.Target = tc.node
-		// The background loop tells the target to drop what it prepared.
-		_ = n.put(&m.e, PhaseFailed, err)
-		return err
-	}
 
 	// Pre-flight, both sides. Nothing changes anywhere.
 	t := time.Now()
 	if err := n.rt.CheckSource(ctx, spec); err != nil {
-		return beforeFreeze(err)
+		return err
 	}
-	if _, err := tc.call(ctx, request{Op: opPreflight, Spec: spec}, nil, 0); err != nil {
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	if _, err := tc.call(ctx, request{Op: opPreflight, Spec: spec, Method: method}, nil, 0); err != nil {
 		var remote *RemoteError
 		if !errors.As(err, &remote) {
 			// The target could not be asked at all (down, unreachable): still pre-flight.
 			err = fmt.Errorf("%w: %w", ErrPreflight, err)
 		}
-		return beforeFreeze(err)
+		return err
 	}
 	m.e.Target = tc.node
 	rep.add(PhasePreflight, time.Since(t), 0)
@@ -145,7 +157,7 @@ func (m *sourceRun) run(ctx context.Context) error {
 	if im, ok := n.rt.(ImageMover); ok && spec.ImageID != "" {
 		resp, err := tc.call(ctx, request{Op: opHasImage}, nil, 0)
 		if err != nil {
-			return beforeFreeze(err)
+			return err
 		}
 		if !resp.Has {
 			resp, err := tc.call(ctx, request{Op: opImage, Compressed: m.o.Compress}, func(w io.Writer) error {
@@ -155,7 +167,7 @@ func (m *sourceRun) run(ctx context.Context) error {
 				return err
 			}, 10*time.Minute)
 			if err != nil {
-				return beforeFreeze(fmt.Errorf("migrate: moving image %s: %w", spec.Image, err))
+				return fmt.Errorf("migrate: moving image %s: %w", spec.Image, err)
 			}
 			rep.ImageBytes = resp.Bytes
 		}
@@ -166,13 +178,22 @@ func (m *sourceRun) run(ctx context.Context) error {
 	t = time.Now()
 	resp, err := tc.call(ctx, request{Op: opPrepare}, nil, 2*time.Minute)
 	if err != nil {
-		return beforeFreeze(err)
+		return err
 	}
 	rep.TargetID = resp.ContainerID
 	if err := n.put(&m.e, PhasePrepared, nil); err != nil {
-		return beforeFreeze(err)
+		return err
 	}
 	rep.add(PhasePrepare, time.Since(t), 0)
+	return nil
+}
+
+func (m *sourceRun) run(ctx context.Context) error {
+	n, rep, spec, tc := m.n, m.rep, m.spec, m.tc
+	beforeFreeze := m.failBeforeFreeze
+	if err := m.prepareTarget(ctx, "", nil); err != nil {
+		return beforeFreeze(err)
+	}
 
 	// The freeze. The journal says "freezing" before it starts: after a crash from here on
 	// the workload may be stopped, and recovery brings it back.
@@ -192,7 +213,7 @@ func (m *sourceRun) run(ctx context.Context) error {
 			}
 		}()
 	}
-	err = n.rt.Checkpoint(ctx, spec.ID, m.e.CheckpointDir)
+	err := n.rt.Checkpoint(ctx, spec.ID, m.e.CheckpointDir)
 	close(dumping)
 	rep.CheckpointUsage = sampler.Stop()
 	rep.CheckpointBytes = DirSize(m.e.CheckpointDir)
@@ -208,7 +229,7 @@ func (m *sourceRun) run(ctx context.Context) error {
 	}
 
 	// Stream the checkpoint (and local volumes) to the target.
-	t = time.Now()
+	t := time.Now()
 	size, err := m.streamSize(ctx)
 	if err != nil {
 		return m.rollback(ctx, frozen, err)
@@ -248,7 +269,7 @@ func (m *sourceRun) run(ctx context.Context) error {
 	if err := n.put(&m.e, PhaseRestoring, nil); err != nil {
 		return m.rollback(ctx, frozen, err)
 	}
-	resp, err = tc.call(ctx, request{Op: opRestore}, nil, n.cfg.RestoreTimeout)
+	resp, err := tc.call(ctx, request{Op: opRestore}, nil, n.cfg.RestoreTimeout)
 	if err == nil {
 		err = n.fault("source-after-restore")
 		if err != nil {
