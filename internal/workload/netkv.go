@@ -1,9 +1,7 @@
 package workload
 
 import (
-	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 )
 
@@ -50,38 +47,7 @@ func BuildNetKVImage(ctx context.Context, cli client.APIClient) error {
 	if netkvErr != nil {
 		return netkvErr
 	}
-	exe, err := os.ReadFile(netkvPath)
-	if err != nil {
-		return err
-	}
-	dockerfile := "FROM scratch\nCOPY netkv /netkv\nENV GODEBUG=multipathtcp=0\nENTRYPOINT [\"/netkv\"]\n"
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"netkv", 0o755, exe}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{NetKVImage}, Remove: true, ForceRemove: true})
-	if err != nil {
-		return fmt.Errorf("workload: image build: %w", err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if bytes.Contains(out, []byte(`"error"`)) {
-		return fmt.Errorf("workload: image build failed: %s", out)
-	}
-	return nil
+	return buildScratchImage(ctx, cli, NetKVImage, "netkv", netkvPath)
 }
 
 // NetKVConn is a client connection to netkv: one request line, one answer line.

@@ -65,18 +65,24 @@ func BuildImage(ctx context.Context, cli client.APIClient) error {
 	if err != nil {
 		return err
 	}
+	return buildScratchImage(ctx, cli, Image, "memhog", bin)
+}
+
+// buildScratchImage builds, into the engine behind cli, an image tagged tag that holds only
+// the static program bin as /name, its entrypoint (MPTCP off: CRIU cannot dump it).
+func buildScratchImage(ctx context.Context, cli client.APIClient, tag, name, bin string) error {
 	exe, err := os.ReadFile(bin)
 	if err != nil {
 		return err
 	}
-	dockerfile := "FROM scratch\nCOPY memhog /memhog\nENV GODEBUG=multipathtcp=0\nENTRYPOINT [\"/memhog\"]\n"
+	dockerfile := "FROM scratch\nCOPY " + name + " /" + name + "\nENV GODEBUG=multipathtcp=0\nENTRYPOINT [\"/" + name + "\"]\n"
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range []struct {
 		name string
 		mode int64
 		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"memhog", 0o755, exe}} {
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {name, 0o755, exe}} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
 			return err
 		}
@@ -87,7 +93,7 @@ func BuildImage(ctx context.Context, cli client.APIClient) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{Image}, Remove: true, ForceRemove: true})
+	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
 	if err != nil {
 		return fmt.Errorf("workload: image build: %w", err)
 	}
